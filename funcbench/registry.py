@@ -1,0 +1,185 @@
+"""The single truth of which model runs which task in which API.
+
+Adding a model is one getter plus one entry in MODELS. The CLI, the asv suite and the
+tests all read this module; none keeps a list of its own.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+from typing import Callable, Dict, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+from .models.common import DEFAULT_SEED, PRESETS, check_preset
+from .tasks import (APIS, FAST_TASKS, FUNC_UNSUPPORTED, IMPLEMENTATIONS, TASKS, check_result,
+                    draw_v)
+
+NO_DOUBLE_BACKWARD = "no double backward (cuDNN-style RNN): only vjp"
+
+
+class Unsupported(NotImplementedError):
+    """This (model, task, API, device) cannot run here; the message says why.
+
+    A NotImplementedError, so asv shows the benchmark as n/a instead of failing."""
+
+
+class UnknownName(ValueError):
+    """A model, task, API, preset or device name that does not exist; names the choices."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    getter: str  # "module:function", imported on first use so a missing package hides one model
+    default_tasks: Tuple[str, ...]
+    unsupported: Dict[str, str] = dataclasses.field(default_factory=dict)  # task -> why, both APIs
+    func_unsupported: Dict[str, str] = dataclasses.field(default_factory=dict)  # task -> why, torch.func
+    requires: Tuple[str, ...] = ()  # importable packages beyond torch
+
+    def supported_tasks(self, api: str) -> Tuple[str, ...]:
+        return tuple(t for t in TASKS if unsupported_reason_for(self, t, api) is None)
+
+
+def unsupported_reason_for(spec: ModelSpec, task: str, api: str) -> Optional[str]:
+    if task in spec.unsupported:
+        return spec.unsupported[task]
+    if api == "func":
+        return spec.func_unsupported.get(task) or FUNC_UNSUPPORTED.get(task)
+    return None
+
+
+_NO_HESSIANS = {t: NO_DOUBLE_BACKWARD for t in TASKS if t != "vjp" and t not in ("jacobian", "jacrev")}
+
+MODELS: Dict[str, ModelSpec] = {
+    "wav2letter": ModelSpec("funcbench.models.audio:get_wav2letter", FAST_TASKS, requires=("torchaudio",)),
+    "deepspeech": ModelSpec("funcbench.models.deepspeech:get_deepspeech", ("vjp",), unsupported=_NO_HESSIANS),
+    "transformer": ModelSpec("funcbench.models.text:get_transformer", FAST_TASKS),
+    "multiheadattn": ModelSpec("funcbench.models.text:get_multiheadattn", FAST_TASKS),
+    "ppl_simple_reg": ModelSpec("funcbench.models.ppl:get_ppl_simple_reg", TASKS),
+    "ppl_robust_reg": ModelSpec("funcbench.models.ppl:get_ppl_robust_reg", TASKS),
+    "resnet18": ModelSpec("funcbench.models.vision:get_resnet18", FAST_TASKS, requires=("torchvision",)),
+    "fcn_resnet": ModelSpec("funcbench.models.vision:get_fcn_resnet", FAST_TASKS, requires=("torchvision",)),
+    "detr": ModelSpec("funcbench.models.detr:get_detr", FAST_TASKS, requires=("torchvision", "scipy")),
+}
+
+
+def _choose(kind: str, name: str, choices: Sequence[str]) -> str:
+    if name not in choices:
+        raise UnknownName(f"unknown {kind} {name!r}; choose from: {', '.join(choices)}")
+    return name
+
+
+def spec(model: str) -> ModelSpec:
+    return MODELS[_choose("model", model, tuple(MODELS))]
+
+
+def check_task(task: str) -> str:
+    return _choose("task", task, TASKS)
+
+
+def check_api(api: str) -> str:
+    return _choose("api", api, APIS)
+
+
+def check_preset_name(preset: str) -> str:
+    return _choose("preset", preset, PRESETS)
+
+
+@functools.lru_cache(maxsize=None)
+def unavailable_reason(model: str) -> Optional[str]:
+    """Why this model cannot be built in this environment (a package fails to import), or None."""
+    for package in spec(model).requires:
+        try:
+            importlib.import_module(package)
+        except Exception as error:  # any import failure (OSError from a broken .so included)
+            return f"{package} does not import: {type(error).__name__}: {str(error).splitlines()[0]}"
+    return None
+
+
+def unsupported_reason(model: str, task: str, api: str) -> Optional[str]:
+    return unsupported_reason_for(spec(model), check_task(task), check_api(api))
+
+
+def selected_tasks(model: str, api: str, run_slow_tasks: bool = False) -> Tuple[str, ...]:
+    """The tasks a run does: the model's defaults, or every supported task with slow tasks on."""
+    model_spec = spec(model)
+    supported = model_spec.supported_tasks(api)
+    if run_slow_tasks:
+        return supported
+    return tuple(t for t in model_spec.default_tasks if t in supported)
+
+
+def getter(model: str) -> Callable:
+    module, function = spec(model).getter.split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def resolve_device(device) -> torch.device:
+    """A torch.device that exists here, or UnknownName/Unsupported saying why not."""
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise UnknownName(f"unknown device {device!r}; use cpu, cuda or cuda:N ({error})") from None
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise Unsupported(f"device {device!r} asked for, but CUDA is not available here")
+        if resolved.index is not None and resolved.index >= count:
+            raise Unsupported(f"device {device!r} asked for, but only {count} CUDA device(s) exist")
+    elif resolved.type != "cpu":
+        raise UnknownName(f"unknown device {device!r}; use cpu, cuda or cuda:N")
+    return resolved
+
+
+@functools.lru_cache(maxsize=None)
+def build(model: str, device: str = "cpu", preset: str = "small", seed: int = DEFAULT_SEED):
+    """(forward, params) of a model, built once per process: asv calls setup before every
+    timed call, and a model build costs up to seconds."""
+    check_preset(check_preset_name(preset))
+    reason = unavailable_reason(model)
+    if reason:
+        raise Unsupported(f"{model} is unavailable here: {reason}")
+    return getter(model)(resolve_device(device), preset, seed)
+
+
+@dataclasses.dataclass
+class Case:
+    """One (model, task, API) ready to run: ``run()`` is exactly the timed work."""
+    model: str
+    task: str
+    api: str
+    device: str
+    preset: str
+    forward: Callable[..., Tensor]
+    params: Tuple[Tensor, ...]
+    v: object
+
+    def run(self):
+        return IMPLEMENTATIONS[self.api][self.task](self.forward, self.params, self.v)
+
+    def run_checked(self):
+        """One call whose result is checked (finite, right shape): warm-up and guard at once."""
+        result = self.run()
+        check_result(self.task, result, self.params)
+        return result
+
+
+@functools.lru_cache(maxsize=None)
+def _draw_v(model: str, task: str, device: str, preset: str, seed: int):
+    forward, params = build(model, device, preset, seed)
+    output = forward(*params).detach() if task == "vjp" else None
+    return draw_v(task, output, params, seed)
+
+
+def prepare(model: str, task: str, api: str, device: str = "cpu", preset: str = "small",
+            seed: int = DEFAULT_SEED) -> Case:
+    """Build (or reuse) the model and v for one cell; Unsupported if it cannot run here."""
+    reason = unsupported_reason(model, task, api)
+    if reason:
+        raise Unsupported(f"{model} {task} ({api}) is unsupported: {reason}")
+    device = str(resolve_device(device))
+    forward, params = build(model, device, preset, seed)
+    # v depends only on the task's kind, so both APIs see the same v.
+    return Case(model, task, api, device, preset, forward, params, _draw_v(model, task, device, preset, seed))
