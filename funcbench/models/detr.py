@@ -197,6 +197,15 @@ def _cxcywh_to_xyxy(boxes: Tensor) -> Tensor:
     return box_convert(boxes, in_fmt="cxcywh", out_fmt="xyxy")
 
 
+def _plain_values(t: Tensor) -> Tensor:
+    """The values of ``t`` outside any torch.func transform (vjp, jvp, grad wrap tensors in
+    levels that have no storage, so scipy cannot read them). The matching is a constant of
+    the loss, so reading through the wrappers changes no derivative."""
+    while torch._C._functorch.is_functorch_wrapped_tensor(t):
+        t = torch._C._functorch.get_unwrapped(t)
+    return t
+
+
 @torch.no_grad()
 def hungarian_match(pred_logits: Tensor, pred_boxes: Tensor, targets: Sequence[Target]) -> List[Tuple[Tensor, Tensor]]:
     """Per image, the (query indices, target indices) pairs minimizing the matching cost.
@@ -204,6 +213,12 @@ def hungarian_match(pred_logits: Tensor, pred_boxes: Tensor, targets: Sequence[T
     The assignment is discrete, so no gradient flows through it (hence no_grad); the cost
     matrix goes to the CPU for scipy, and the indices come back to the predictions' device.
     """
+    with torch._C._DisableFuncTorch():  # plain tensors in, plain tensors out
+        # detach also drops forward-mode tangents: cdist has no forward AD.
+        return _match(_plain_values(pred_logits).detach(), _plain_values(pred_boxes).detach(), targets)
+
+
+def _match(pred_logits: Tensor, pred_boxes: Tensor, targets: Sequence[Target]) -> List[Tuple[Tensor, Tensor]]:
     batch, num_queries = pred_logits.shape[:2]
     # One cost matrix for the whole batch (all queries vs all targets), split per image after.
     prob = pred_logits.flatten(0, 1).softmax(-1)

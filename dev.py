@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""One entry point for a fresh clone with only python3: makes .venv, installs, runs.
+
+    python3 dev.py dashboard   # the main job: asv suite for HEAD, published dashboard
+    python3 dev.py test        # the test suite
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PYTHON = VENV / "bin" / "python"
+# The versions the asv matrix pins too (asv.conf.json); pip takes torch/torchvision from local disk here.
+REQUIREMENTS = ["torch==2.14.1", "torchvision==0.29.1", "torchaudio==2.11.0", "scipy",
+                "asv==0.6.6", "virtualenv", "pytest"]
+STAMP = VENV / ".funcbench-requirements"
+
+
+def run(*cmd, **kwargs) -> None:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    subprocess.run([str(c) for c in cmd], check=True, cwd=ROOT, **kwargs)
+
+
+def ensure_venv() -> None:
+    """Create .venv and install what the suite needs, once (a stamp records what was installed)."""
+    wanted = "\n".join(REQUIREMENTS)
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    if not PYTHON.exists():
+        venv.create(VENV, with_pip=True)
+    run(PYTHON, "-m", "pip", "install", "--quiet", *REQUIREMENTS)
+    # --no-deps: the heavy dependencies are installed above, never re-resolved.
+    run(PYTHON, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "-e", ".")
+    STAMP.write_text(wanted)
+
+
+def dashboard(args) -> None:
+    raise SystemExit("dashboard: not written yet")
+
+
+def test(args) -> None:
+    result = subprocess.run([str(PYTHON), "-m", "pytest", *args.pytest_args], cwd=ROOT)
+    if result.returncode == 5:  # pytest collected nothing: a broken suite, not a pass
+        print("dev.py test: pytest collected no tests", file=sys.stderr)
+    sys.exit(result.returncode)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("dashboard", help="run the asv suite for HEAD and publish the dashboard")
+    test_parser = commands.add_parser("test", help="run the tests (extra arguments go to pytest)")
+    test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    args = parser.parse_args()
+    try:
+        ensure_venv()
+    except subprocess.CalledProcessError as error:
+        sys.exit(f"dev.py: installing the environment failed ({error})")
+    {"dashboard": dashboard, "test": test}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

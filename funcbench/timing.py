@@ -1,0 +1,36 @@
+"""Measuring: per-call wall times that include the device's queued work.
+
+CUDA runs asynchronously, so a timed call must wait for the device before the clock is
+read. torch.utils.benchmark's ``timer`` does exactly that; on the CPU there is nothing to
+wait for and the plain ``timeit`` clock is used, so CPU timings never touch CUDA.
+"""
+from __future__ import annotations
+
+import timeit
+from typing import Callable, List
+
+import torch
+from torch.utils.benchmark.utils.timer import timer as synchronizing_timer
+
+
+def clock_for(device) -> Callable[[], float]:
+    """A clock that reads after all work queued on ``device`` has finished."""
+    return timeit.default_timer if torch.device(device).type == "cpu" else synchronizing_timer
+
+
+def time_calls(run: Callable[[], object], num_iters: int, device) -> List[float]:
+    """Seconds of each of ``num_iters`` calls of ``run`` (the caller warms up first)."""
+    clock = clock_for(device)
+    times = []
+    for _ in range(num_iters):
+        start = clock()
+        run()
+        times.append(clock() - start)
+    return times
+
+
+def benchmark_timer(run: Callable[[], object]) -> torch.utils.benchmark.Timer:
+    """torch.utils.benchmark's Timer for ``run``, at the thread count the process uses
+    (Timer's own default is one thread, which would time other work than the suite)."""
+    return torch.utils.benchmark.Timer(stmt="run()", globals={"run": run},
+                                       num_threads=torch.get_num_threads())
