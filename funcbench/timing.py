@@ -10,12 +10,15 @@ import timeit
 from typing import Callable, List
 
 import torch
-from torch.utils.benchmark.utils.timer import timer as synchronizing_timer
 
 
 def clock_for(device) -> Callable[[], float]:
     """A clock that reads after all work queued on ``device`` has finished."""
-    return timeit.default_timer if torch.device(device).type == "cpu" else synchronizing_timer
+    if torch.device(device).type == "cpu":
+        return timeit.default_timer
+    # Imported here: torch.utils.benchmark pulls in cpp_extension, slow and noisy at start-up.
+    from torch.utils.benchmark.utils.timer import timer as synchronizing_timer
+    return synchronizing_timer
 
 
 def time_calls(run: Callable[[], object], num_iters: int, device) -> List[float]:
@@ -32,5 +35,7 @@ def time_calls(run: Callable[[], object], num_iters: int, device) -> List[float]
 def benchmark_timer(run: Callable[[], object]) -> torch.utils.benchmark.Timer:
     """torch.utils.benchmark's Timer for ``run``, at the thread count the process uses
     (Timer's own default is one thread, which would time other work than the suite)."""
+    import torch.utils.benchmark
+
     return torch.utils.benchmark.Timer(stmt="run()", globals={"run": run},
                                        num_threads=torch.get_num_threads())

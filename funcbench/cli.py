@@ -1,0 +1,246 @@
+"""funcbench's command line: list, run, compare (and report, from asv results).
+
+Bad input ends in one line on stderr and a non-zero exit, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import sys
+import time
+import warnings
+from typing import List, Optional, Sequence
+
+import torch
+
+from . import registry
+from .models.common import DEFAULT_SEED, PRESETS
+from .registry import MODELS, Unsupported, UnknownName
+from .report import Report, ReportFormatError, compare, model_label
+from .tasks import APIS, TASKS, assert_consistent, task_label
+from .timing import time_calls
+
+EXIT_USAGE = 2  # argparse's own code for bad input
+# The original's default was 10 threads; more threads than cores only adds contention.
+DEFAULT_NUM_THREADS = min(10, os.cpu_count() or 1)
+
+
+class UsageError(Exception):
+    """Bad input found after parsing: printed as one line, exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not argparse's usage block
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+# ------------------------------------------------------------------------------ list
+
+
+def cmd_list(args) -> int:
+    print(f"presets: {', '.join(PRESETS)} (full = the original sizes)")
+    print(f"apis: {', '.join(APIS)}")
+    for model in MODELS:
+        reason = registry.unavailable_reason(model)
+        print(f"\n{model}" + (f"  UNAVAILABLE: {reason}" if reason else ""))
+        for api in APIS:
+            defaults = registry.selected_tasks(model, api)
+            slow = [t for t in registry.selected_tasks(model, api, run_slow_tasks=True) if t not in defaults]
+            print(f"  {api:8} default: {', '.join(defaults) or '-'}"
+                  + (f"; with --run-slow-tasks: {', '.join(slow)}" if slow else ""))
+        skipped = {}
+        for api in APIS:
+            for task in TASKS:
+                why = registry.unsupported_reason(model, task, api)
+                if why:
+                    skipped.setdefault(why, []).append(task if api == "autograd" else task_label(task, api))
+        for why, tasks in skipped.items():
+            print(f"  unsupported: {', '.join(tasks)} ({why})")
+    return 0
+
+
+# ------------------------------------------------------------------------------- run
+
+
+def _filter_tokens(text: Optional[str], choices: Sequence[str], kind: str) -> Optional[str]:
+    """The original's filters are substring tests of the whole string (so 'hessian_fwdrev'
+    selects 'hessian' too): kept for compatibility. A filter that selects nothing is an error."""
+    if text is None:
+        return None
+    if not any(name in text for name in choices):
+        raise UsageError(f"--{kind}-filter {text!r} matches no {kind}; {kind}s: {', '.join(choices)}")
+    return text
+
+
+def pick_device(args) -> str:
+    if args.device is not None:
+        wanted = args.device
+    elif args.gpu == -2:
+        wanted = "cuda" if torch.cuda.is_available() else "cpu"
+    elif args.gpu == -1:
+        wanted = "cpu"
+    elif args.gpu >= 0:
+        wanted = f"cuda:{args.gpu}"
+    else:
+        raise UsageError(f"--gpu {args.gpu}: use -2 (auto), -1 (cpu) or a CUDA index")
+    try:
+        return str(registry.resolve_device(wanted))
+    except (Unsupported, UnknownName) as error:
+        raise UsageError(str(error)) from None
+
+
+def planned_cells(args):
+    model_filter = _filter_tokens(args.model_filter, tuple(MODELS), "model")
+    task_filter = _filter_tokens(args.task_filter, TASKS, "task")
+    apis = APIS if args.api == "both" else (args.api,)
+    cells = []
+    for model in MODELS:
+        if model_filter is not None and model not in model_filter:
+            continue
+        for task in TASKS:
+            if task_filter is not None and task not in task_filter:
+                continue
+            for api in apis:
+                if task in registry.selected_tasks(model, api, args.run_slow_tasks):
+                    cells.append((model, task, api))
+    return cells
+
+
+def cmd_run(args) -> int:
+    if args.num_iters < 1:
+        raise UsageError(f"--num-iters must be at least 1, got {args.num_iters}")
+    if args.num_threads < 1:
+        raise UsageError(f"--num-threads must be at least 1, got {args.num_threads}")
+    device = pick_device(args)
+    cells = planned_cells(args)
+    torch.set_num_threads(args.num_threads)
+    _stderr(f"funcbench: {len(cells)} cells, preset {args.preset}, device {device}, torch {torch.__version__}, "
+            f"{args.num_threads} threads, {args.num_iters} iterations")
+    report, failures, results = Report(), [], {}
+    started = time.perf_counter()
+    for index, (model, task, api) in enumerate(cells, start=1):
+        prefix = f"[{index}/{len(cells)}] {model} {task_label(task, api)}"
+        try:
+            case = registry.prepare(model, task, api, device, args.preset, args.seed)
+            result = case.run_checked()  # warm-up and correctness guard in one call
+            if api == "func" and (model, task, "autograd") in results:
+                assert_consistent(task, results.pop((model, task, "autograd")), result)
+            elif api == "autograd" and args.api == "both" and (model, task, "func") in cells:
+                results[(model, task, api)] = result
+            times = time_calls(case.run, args.num_iters, device)
+        except Unsupported as error:
+            _stderr(f"{prefix}: skipped: {error}")
+            continue
+        except Exception as error:  # one broken cell never aborts the rest
+            failures.append(f"{model} {task_label(task, api)}")
+            _stderr(f"{prefix}: FAILED: {type(error).__name__}: {_first_line(error)}")
+            continue
+        report.add(model_label(model, args.preset), task_label(task, api), times)
+        _stderr(f"{prefix}: mean {report.rows[(model_label(model, args.preset), task_label(task, api))][0]:.6f} s "
+                f"({time.perf_counter() - started:.0f} s elapsed)")
+    text = report.to_markdown()
+    print(f"Results for preset {args.preset} on {device} ({platform.node()}), torch {torch.__version__}, "
+          f"{args.num_threads} threads, {args.num_iters} iterations, seed {args.seed}:\n")
+    print(text)
+    if args.output:
+        _write(args.output, text)
+    if failures:
+        _stderr(f"funcbench: {len(failures)} cell(s) failed: {', '.join(failures)}")
+        return 1
+    return 0
+
+
+# --------------------------------------------------------------------------- compare
+
+
+def read_report(path: str) -> Report:
+    try:
+        with open(path) as handle:
+            return Report.from_markdown(handle.read(), source=path)
+    except OSError as error:
+        raise UsageError(f"cannot read report {path!r}: {error.strerror}") from None
+    except ReportFormatError as error:
+        raise UsageError(str(error)) from None
+
+
+def load_side(spec: str, args) -> Report:
+    """One side of a comparison: a report file (asv selections are added by asv_results)."""
+    return read_report(spec)
+
+
+def cmd_compare(args) -> int:
+    before, after = load_side(args.before, args), load_side(args.after, args)
+    text = compare(before, after)
+    print(text)
+    if args.output:
+        _write(args.output, text)
+    return 0
+
+
+# ----------------------------------------------------------------------------- glue
+
+
+def _write(path: str, text: str) -> None:
+    try:
+        with open(path, "w") as handle:
+            handle.write(text)
+    except OSError as error:
+        raise UsageError(f"cannot write {path!r}: {error.strerror}") from None
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="funcbench", description="Benchmarks of torch.autograd.functional and torch.func.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    commands.add_parser("list", help="models, presets, tasks per model and API, and what is unavailable")
+
+    run = commands.add_parser("run", help="time every selected (model, task, API) and print the report")
+    run.add_argument("--output", help="also write the markdown report to this file")
+    run.add_argument("--num-iters", type=int, default=10, help="timed calls per cell, after one warm-up (10)")
+    run.add_argument("--gpu", type=int, default=-2, help="-2: CUDA if available (default), -1: CPU, N: cuda:N")
+    run.add_argument("--device", help="cpu, cuda or cuda:N (overrides --gpu)")
+    run.add_argument("--preset", choices=PRESETS, default="full", help="model sizes (default full = the original's)")
+    run.add_argument("--api", choices=(*APIS, "both"), default="both",
+                     help="autograd = torch.autograd.functional, func = torch.func (default both)")
+    run.add_argument("--run-slow-tasks", action="store_true", help="every supported task, not only the defaults")
+    run.add_argument("--model-filter", help="keep models whose name appears in this string (substring test)")
+    run.add_argument("--task-filter", help="keep tasks whose name appears in this string (substring test)")
+    run.add_argument("--num-threads", type=int, default=DEFAULT_NUM_THREADS,
+                     help=f"torch CPU threads (default min(10, cores) = {DEFAULT_NUM_THREADS}; the original used 10)")
+    run.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of weights, inputs and v (default 0)")
+
+    cmp = commands.add_parser("compare", help="the speedup table between two reports")
+    cmp.add_argument("--before", required=True, help="report file of the baseline")
+    cmp.add_argument("--after", required=True, help="report file of the change")
+    cmp.add_argument("--output", help="also write the table to this file")
+    return parser
+
+
+COMMANDS = {"list": cmd_list, "run": cmd_run, "compare": cmd_compare}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    # torchvision/torchaudio imports warn "No CUDA runtime is found" on CPU-only machines.
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    # torch.func's jvp scripts a helper through the deprecated torch.jit.script: not ours to fix.
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated", category=FutureWarning)
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (UsageError, UnknownName) as error:
+        print(f"funcbench {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("funcbench: interrupted", file=sys.stderr)
+        return 130
