@@ -15,7 +15,7 @@ from typing import List, Optional, Sequence
 
 import torch
 
-from . import registry
+from . import asv_results, registry
 from .models.common import DEFAULT_SEED, PRESETS
 from .registry import MODELS, Unsupported, UnknownName
 from .report import Report, ReportFormatError, compare, model_label
@@ -165,14 +165,54 @@ def read_report(path: str) -> Report:
         raise UsageError(str(error)) from None
 
 
-def load_side(spec: str, args) -> Report:
-    """One side of a comparison: a report file (asv selections are added by asv_results)."""
-    return read_report(spec)
+def load_side(spec: str, args):
+    """One side of a comparison: a report file, or an asv selection asv:COMMIT[@MACHINE][/ENV]
+    of --results-dir (an asv_results.AsvSide, which carries asv's statistics too)."""
+    if not asv_results.is_selection(spec):
+        return read_report(spec)
+    try:
+        side, notes = asv_results.load_selection(spec, args.results_dir)
+    except asv_results.SelectionError as error:
+        raise UsageError(f"{spec}: {error}") from None
+    side.spec, side.notes = spec, notes  # said by _report once both sides loaded (errors stay one line)
+    return side
 
 
 def cmd_compare(args) -> int:
     before, after = load_side(args.before, args), load_side(args.after, args)
-    text = compare(before, after)
+    text = compare(_report(before), _report(after), not_significant=asv_results.not_significant(before, after))
+    print(text)
+    if args.output:
+        _write(args.output, text)
+    return 0
+
+
+def _report(side) -> Report:
+    """The table of a side; an asv side says on stderr which results file it read."""
+    if not isinstance(side, asv_results.AsvSide):
+        return side
+    _stderr(f"{side.spec} = {side.source.describe()}" + "".join(f"; {note}" for note in side.notes))
+    return side.report
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def cmd_report(args) -> int:
+    """The original report table of one asv results file (see funcbench/asv_results.py)."""
+    try:
+        if args.list:
+            print(asv_results.listing(args.results_dir))
+            return 0
+        side, notes = asv_results.load(args.results_dir, args.commit, args.machine, args.environment)
+    except asv_results.SelectionError as error:
+        raise UsageError(str(error)) from None
+    for note in notes:
+        _stderr(f"funcbench report: {note}")
+    if side.missing:
+        _stderr(f"funcbench report: {len(side.missing)} benchmark(s) failed in asv: {', '.join(side.missing)}")
+    text = side.report.to_markdown()
+    print(asv_results.heading(side) + "\n")
     print(text)
     if args.output:
         _write(args.output, text)
@@ -221,13 +261,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of weights, inputs and v (default 0)")
 
     cmp = commands.add_parser("compare", help="the speedup table between two reports")
-    cmp.add_argument("--before", required=True, help="report file of the baseline")
-    cmp.add_argument("--after", required=True, help="report file of the change")
+    cmp.add_argument("--before", required=True,
+                     help="the baseline: a report file, or asv:COMMIT[@MACHINE][/ENV] from --results-dir")
+    cmp.add_argument("--after", required=True,
+                     help="the change: a report file, or asv:COMMIT[@MACHINE][/ENV] from --results-dir")
     cmp.add_argument("--output", help="also write the table to this file")
+    cmp.add_argument("--results-dir", default="results", help="asv's results directory (default results)")
+
+    rep = commands.add_parser("report", help="the report table of one asv results file (default: the newest)")
+    rep.add_argument("--results-dir", default="results", help="asv's results directory (default results)")
+    rep.add_argument("--commit", help="commit hash or prefix (default: the newest)")
+    rep.add_argument("--machine", help="asv machine name (default: the newest results)")
+    rep.add_argument("--environment", help="asv environment name, or a part only one has (default: the newest)")
+    rep.add_argument("--list", action="store_true", help="list the commits, machines and environments instead")
+    rep.add_argument("--output", help="also write the markdown report to this file")
     return parser
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "compare": cmd_compare}
+COMMANDS = {"list": cmd_list, "run": cmd_run, "compare": cmd_compare, "report": cmd_report}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
