@@ -403,7 +403,9 @@ def listing(results_dir: str) -> str:
 
 
 def heading(side: AsvSide) -> str:
-    how = ("mean and var of the recorded samples" if side.sampled == len(side.report.rows) and side.sampled
+    if not side.report.rows:
+        return f"asv results for {side.source.describe()}: no time_* results with model/task/api params"
+    how = ("mean and var of the recorded samples" if side.sampled == len(side.report.rows)
            else "mean = asv's median, var from the interquartile range (no --record-samples)" if not side.sampled
            else f"{side.sampled} of {len(side.report.rows)} rows from recorded samples")
     return f"asv results for {side.source.describe()}; {how}:"
