@@ -1,0 +1,207 @@
+"""asv benchmarks of funcbench, generated from funcbench.registry (no list of cells here).
+
+Every benchmark class has params model x task x api. The environment (asv.conf.json's
+``env_nobuild`` matrix, or the shell for ``-E existing``) picks the rest of a result's identity:
+
+- ``FUNCBENCH_DEVICE`` (default ``cpu``): ``cpu``, ``cuda`` or ``cuda:N``;
+- ``FUNCBENCH_PRESET`` (default ``small``): the registry's size preset.
+
+Importing this module does no torch work and never touches CUDA: asv imports it in the
+forkserver parent, and CUDA (or a used OpenMP pool) does not survive ``fork``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import statistics
+import time
+from typing import Callable, Dict, Tuple
+
+import torch
+
+from funcbench import registry
+from funcbench.tasks import APIS, TASKS
+from funcbench.timing import clock_for
+
+# Bump when the timing policy below changes: asv's own version hashes only this file's code
+# of each benchmark, and the tier attributes are part of the version string too.
+POLICY_VERSION = 1
+
+# Cost tier per model (small preset, 2-core CPU: fast <= 15 ms, medium <= 0.6 s per op).
+# A model not listed here (a new registry entry) is timed as slow: safe, only fewer samples.
+MODEL_TIERS = {
+    "ppl_simple_reg": "fast", "ppl_robust_reg": "fast", "multiheadattn": "fast",
+    "resnet18": "medium", "transformer": "medium", "wav2letter": "medium",
+}
+
+INJECT_SLOWDOWN_VAR = "FUNCBENCH_INJECT_SLOWDOWN"
+
+
+def device() -> str:
+    return os.environ.get("FUNCBENCH_DEVICE", "cpu")
+
+
+def preset() -> str:
+    return os.environ.get("FUNCBENCH_PRESET", "small")
+
+
+def injected_slowdown(model: str, task: str, api: str) -> float:
+    """TEST-ONLY hook for the sensitivity test: FUNCBENCH_INJECT_SLOWDOWN="model:task:api:factor"
+    makes that one cell's time_op take ``factor`` times its cost. Returns the factor (1.0 = off).
+    Never set it for real results."""
+    spec = os.environ.get(INJECT_SLOWDOWN_VAR, "")
+    if not spec:
+        return 1.0
+    *cell, factor = spec.split(":")
+    return float(factor) if tuple(cell) == (model, task, api) else 1.0
+
+
+@dataclasses.dataclass
+class Cell:
+    case: registry.Case
+    sync: Callable[[], None]
+    clock: Callable[[], float]
+    first_call_s: float  # the checked first call: warm-up included, an upper bound of the cost
+    sleep_s: float = 0.0  # injected slowdown per call (test-only), 0 normally
+
+
+# One prepared, checked cell per process: asv runs setup before every timed call.
+_CELLS: Dict[Tuple[str, ...], Cell] = {}
+
+
+def _median_seconds(run: Callable[[], object], clock: Callable[[], float], calls: int) -> float:
+    times = []
+    for _ in range(calls):
+        start = clock()
+        run()
+        times.append(clock() - start)
+    return statistics.median(times)
+
+
+def cell(model: str, task: str, api: str) -> Cell:
+    """The cell for this process's device and preset; NotImplementedError (asv: n/a) when the
+    registry does not run it by default or it cannot run here."""
+    key = (model, task, api, device(), preset())
+    if key in _CELLS:
+        return _CELLS[key]
+    if task not in registry.selected_tasks(model, api):
+        raise NotImplementedError(f"{model} {task} ({api}) is not in the registry's default tasks")
+    case = registry.prepare(model, task, api, device=key[3], preset=key[4])  # Unsupported -> n/a
+    clock = clock_for(case.device)
+    cuda = torch.device(case.device).type == "cuda"
+    sync = (lambda: torch.cuda.synchronize(case.device)) if cuda else (lambda: None)
+    start = clock()
+    case.run_checked()  # warm-up and guard: a wrong result is never timed
+    new = Cell(case, sync, clock, clock() - start)
+    factor = injected_slowdown(model, task, api)
+    if factor != 1.0:
+        new.sleep_s = (factor - 1.0) * _median_seconds(case.run, clock, 3)
+    _CELLS[key] = new
+    return new
+
+
+def _tasks_for(models) -> list:
+    """Tasks some model of ``models`` runs by default in some API, in the registry's order."""
+    wanted = {t for m in models for api in APIS for t in registry.selected_tasks(m, api)}
+    return [t for t in TASKS if t in wanted]
+
+
+class _Ops:
+    """Shared benchmarks and timing policy; concrete classes are generated per cost tier.
+
+    asv reads timing attributes (repeat, number, rounds, warmup_time, timeout) from the class,
+    never per parameter combination, so one class cannot give 0.3 ms and 4 s cells each a
+    sensible sample count. Hence one generated class per tier, each holding the models of
+    that tier (MODEL_TIERS) as its ``model`` param:
+
+    - number = 1 always: this asv_runner re-runs setup between calls anyway, and a per-call
+      sample keeps the first-call outliers visible instead of averaged in.
+    - fast: many samples in a short time, 2 rounds (2 processes) for process-to-process noise.
+    - medium / slow: few samples, warmup_time 0 (setup's checked call already warmed up),
+      rounds 2 / 1, timeouts long enough for detr vhp or the full preset.
+    """
+    param_names = ["model", "task", "api"]
+    number = 1
+
+    def setup(self, model, task, api):
+        self.cell = cell(model, task, api)
+
+    def time_op(self, model, task, api):
+        """Seconds per call of the op (CUDA work included: the call synchronizes)."""
+        self.cell.case.run()
+        self.cell.sync()
+        if self.cell.sleep_s:
+            time.sleep(self.cell.sleep_s)
+
+    def peakmem_op(self, model, task, api):
+        """Host max RSS of the process after one call (model build included: RSS only grows)."""
+        self.cell.case.run()
+        self.cell.sync()
+
+    def track_cost_ratio(self, model, task, api):
+        """Op time / forward time, medians of a few calls each in this one process."""
+        c = self.cell
+        calls = max(3, min(21, int(1.0 / max(c.first_call_s, 1e-6))))
+
+        def op():
+            c.case.run()
+            c.sync()
+
+        def forward():
+            with torch.no_grad():
+                c.case.forward(*c.case.params)
+            c.sync()
+
+        forward()  # warm-up of the no-grad path
+        return _median_seconds(op, c.clock, calls) / _median_seconds(forward, c.clock, calls)
+
+    track_cost_ratio.unit = "ratio"
+
+
+class _CudaMemory:
+    """Peak CUDA memory allocated by one call; n/a on a CPU device (skipped before any build)."""
+    param_names = ["model", "task", "api"]
+
+    def setup(self, model, task, api):
+        if not device().startswith("cuda"):
+            raise NotImplementedError("CUDA peak memory needs FUNCBENCH_DEVICE=cuda")
+        self.cell = cell(model, task, api)
+
+    def track_cuda_peak_memory(self, model, task, api):
+        dev = self.cell.case.device
+        self.cell.sync()
+        torch.cuda.reset_peak_memory_stats(dev)
+        self.cell.case.run()
+        self.cell.sync()
+        return torch.cuda.max_memory_allocated(dev)
+
+    track_cuda_peak_memory.unit = "bytes"
+
+
+TIER_POLICIES = {
+    "fast": dict(repeat=(20, 100, 1.0), rounds=2, warmup_time=0.05, timeout=300),
+    "medium": dict(repeat=(3, 10, 3.0), rounds=2, warmup_time=0.0, timeout=900),
+    "slow": dict(repeat=(2, 4, 8.0), rounds=1, warmup_time=0.0, timeout=1800),
+}
+
+
+def _generate() -> None:
+    tiers: Dict[str, list] = {tier: [] for tier in TIER_POLICIES}
+    for model in registry.MODELS:
+        tiers[MODEL_TIERS.get(model, "slow")].append(model)
+    for tier, models in tiers.items():
+        if not models:
+            continue
+        params = [models, _tasks_for(models), list(APIS)]
+        policy = TIER_POLICIES[tier]
+        version = f"{POLICY_VERSION}-{sorted(policy.items())}"
+        name = tier.capitalize()
+        globals()[name] = type(name, (_Ops,), dict(params=params, version=version, **policy,
+                                                   __doc__=f"The {tier} tier: {', '.join(models)}."))
+        cuda_name = f"CudaMemory{name}"
+        globals()[cuda_name] = type(cuda_name, (_CudaMemory,), dict(
+            params=params, version=str(POLICY_VERSION), timeout=policy["timeout"],
+            __doc__=f"CUDA peak memory, {tier} tier."))
+
+
+_generate()
