@@ -1,0 +1,211 @@
+"""Helpers that make REAL asv results of this project, for the asv and dashboard tests.
+
+- ``make_project_repo``: a temporary git repo holding two commits of this working tree
+  (tracked plus untracked-but-not-ignored files, so it works before anything is committed).
+- ``write_conf``: this project's asv.conf.json pointed at that repo and at test folders.
+- ``asv``: runs ``python -m asv``; with ``home`` it runs under that HOME, because asv 0.6.6
+  keeps machine info in ~/.asv-machine.json and has no option to put it elsewhere.
+- ``run_commits`` / ``run_existing``: ``asv run`` over commits (virtualenv from the matrix),
+  and ``asv run -E existing:<python> --set-commit-hash`` (no build).
+- ``shared_suite``: one asv environment + results per pytest session, for all test modules.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV_DIR = Path(os.environ.get("FUNCBENCH_ASV_TEST_ENV_DIR", ROOT / ".asv" / "env"))
+
+# A small, cheap --bench subset: ppl_simple_reg and multiheadattn vjp cells of the fast tier,
+# all three fast-tier benchmarks (time, peakmem, cost ratio). asv matches "name(params)".
+SMALL_BENCH = r"^benchmarks\.Fast\.(time_op|peakmem_op|track_cost_ratio)\('(ppl_simple_reg|multiheadattn)', 'vjp'"
+
+
+def project_files(root: Path = ROOT) -> List[str]:
+    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+                         cwd=root, check=True, capture_output=True, text=True).stdout
+    return sorted(f for f in set(out.split("\0")) if f and (root / f).is_file())
+
+
+def _git(repo: Path, *args: str) -> str:
+    env = dict(os.environ, GIT_AUTHOR_NAME="funcbench test", GIT_AUTHOR_EMAIL="test@funcbench.invalid",
+               GIT_COMMITTER_NAME="funcbench test", GIT_COMMITTER_EMAIL="test@funcbench.invalid")
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True,
+                          env=env).stdout.strip()
+
+
+def make_project_repo(dest: Path, root: Path = ROOT) -> List[str]:
+    """A git repo at ``dest`` (branch main) with two commits of the project; returns their hashes.
+
+    The second commit only touches a file outside the package, so both measure the same code."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in project_files(root):
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / name, target)
+    _git(dest, "init", "-q", "-b", "main")
+    _git(dest, "add", "-A")
+    _git(dest, "commit", "-q", "-m", "first commit (test copy)")
+    (dest / "ASV_TEST_MARKER.txt").write_text("second commit\n")
+    _git(dest, "add", "ASV_TEST_MARKER.txt")
+    _git(dest, "commit", "-q", "-m", "second commit (test copy)")
+    return _git(dest, "rev-list", "--reverse", "main").split()
+
+
+def load_conf(path: Path = ROOT / "asv.conf.json") -> dict:
+    """asv.conf.json without its // comments (asv allows them, json does not)."""
+    text = "\n".join(line for line in path.read_text().splitlines() if not line.strip().startswith("//"))
+    return json.loads(text)
+
+
+def write_conf(path: Path, repo: Path, work: Path, **overrides) -> Path:
+    """This project's conf, with repo/benchmarks/results/html redirected to ``repo`` and ``work``.
+
+    The environments stay in the project's .asv/env (or $FUNCBENCH_ASV_TEST_ENV_DIR): the
+    torch virtualenv costs ~65 s and ~5.5 GB, and the same matrix serves dev.py dashboard."""
+    conf = load_conf()
+    conf.update(repo=str(repo), benchmark_dir=str(repo / "benchmarks"), env_dir=str(ENV_DIR),
+                results_dir=str(work / "results"), html_dir=str(work / "html"))
+    conf.update(overrides)
+    path.write_text(json.dumps(conf, indent=2))
+    return path
+
+
+def asv(conf: Path, *args: str, home: Optional[Path] = None, env: Optional[Dict[str, str]] = None,
+        timeout: float = 1800) -> str:
+    """Run asv from this venv; returns its output, raises with the output on failure."""
+    full_env = dict(os.environ, **(env or {}))
+    if home is not None:  # asv keeps machine info in ~/.asv-machine.json: keep tests out of the user's
+        full_env["HOME"] = str(home)
+    cmd = [sys.executable, "-m", "asv", *args, "--config", str(conf)]
+    proc = subprocess.run(cmd, cwd=conf.parent, capture_output=True, text=True, env=full_env,
+                          timeout=timeout)
+    output = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{output[-6000:]}")
+    return output
+
+
+def add_machine(conf: Path, machine: str, home: Path) -> str:
+    return asv(conf, "machine", "--yes", "--machine", machine, home=home)
+
+
+def run_commits(conf: Path, spec: str, machine: str, home: Path, bench: str = SMALL_BENCH,
+                extra: Sequence[str] = ()) -> str:
+    """``asv run SPEC`` in the conf's virtualenv matrix (built and installed per commit)."""
+    return asv(conf, "run", spec, "--machine", machine, "--bench", bench, "--show-stderr",
+               "--record-samples", *extra, home=home)
+
+
+def run_existing(conf: Path, python: str, commit: str, machine: str, home: Path,
+                 bench: str = SMALL_BENCH, env: Optional[Dict[str, str]] = None) -> str:
+    """``asv run -E existing:PYTHON --set-commit-hash COMMIT``: no build, results saved for COMMIT."""
+    return asv(conf, "run", "-E", f"existing:{python}", "--set-commit-hash", commit, "--machine",
+               machine, "--bench", bench, "--show-stderr", "--record-samples", home=home, env=env)
+
+
+def env_python(conf: Path) -> str:
+    """The python of the conf's (single-matrix) virtualenv that asv made."""
+    env_dir = Path(json.loads(conf.read_text())["env_dir"])
+    found = sorted(env_dir.glob("*/bin/python"))
+    if len(found) != 1:
+        raise AssertionError(f"expected one asv environment under {env_dir}, found {found}")
+    return str(found[0])
+
+
+def result_files(work: Path, machine: str) -> List[Path]:
+    return sorted(p for p in (work / "results" / machine).glob("*.json") if p.name != "machine.json")
+
+
+_SHARED: Dict[str, dict] = {}
+
+
+def shared_suite(base: Path) -> dict:
+    """Once per pytest session: a two-commit repo; results of both commits on machine
+    ``cpu-box`` (virtualenv, HASHFILE) and of the second on ``gpu-box`` (existing env, as if
+    copied from another box), published. Returns the paths, hashes and asv outputs."""
+    key = str(base)
+    if key in _SHARED:
+        return _SHARED[key]
+    work = base / "asv-suite"
+    repo, home = work / "repo", work / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    commits = make_project_repo(repo)
+    conf = write_conf(work / "asv.conf.json", repo, work)
+    outputs = {}
+    for machine in ("cpu-box", "gpu-box"):
+        outputs[f"machine {machine}"] = add_machine(conf, machine, home)
+    hashfile = work / "hashes.txt"
+    hashfile.write_text("\n".join(commits) + "\n")
+    outputs["run"] = run_commits(conf, f"HASHFILE:{hashfile}", "cpu-box", home)
+    # The second "box": same project, results saved under another machine name.
+    outputs["existing"] = run_existing(conf, env_python(conf), commits[1], "gpu-box", home)
+    outputs["publish"] = asv(conf, "publish", home=home)
+    _SHARED[key] = dict(work=work, repo=repo, home=home, conf=conf, commits=commits, outputs=outputs)
+    return _SHARED[key]
+
+
+def benchmark_ids(output: str) -> List[str]:
+    return re.findall(r"benchmarks\.\w+\.\w+", output)
+
+
+# asv 0.6.6's index.html loads jquery, flot, bootstrap & co. from CDNs; this machine (and CI)
+# reach package registries only, so the browser test serves a copy of the published html with
+# those files taken from npm, at the versions asv's index.html names (stupidtable: 1.0.1 is not
+# on npm, 1.1.3 is). file name in asv's URL -> (npm package, file in it).
+CDN_FILES = {
+    "jquery-3.3.1.min.js": ("jquery@3.3.1", "dist/jquery.min.js"),
+    "jquery.flot.min.js": ("flot@0.8.3", "jquery.flot.js"),
+    "jquery.flot.time.min.js": ("flot@0.8.3", "jquery.flot.time.js"),
+    "jquery.flot.selection.min.js": ("flot@0.8.3", "jquery.flot.selection.js"),
+    "jquery.flot.categories.min.js": ("flot@0.8.3", "jquery.flot.categories.js"),
+    "jquery.flot.orderBars.js": ("flot-orderbars@1.0.0", "js/jquery.flot.orderBars.js"),
+    "stupidtable.min.js": ("stupid-table-plugin@1.1.3", "stupidtable.min.js"),
+    "md5.min.js": ("blueimp-md5@2.19.0", "js/md5.min.js"),
+    "bootstrap.min.js": ("bootstrap@3.1.1", "dist/js/bootstrap.min.js"),
+    "bootstrap.min.css": ("bootstrap@3.1.1", "dist/css/bootstrap.min.css"),
+}
+VENDOR_DIR = ROOT / ".asv" / "js-vendor"
+
+
+def vendor_dashboard_js(vendor: Path = VENDOR_DIR) -> Path:
+    """npm-install (once, cached) the dashboard's JavaScript; returns the node_modules folder."""
+    modules = vendor / "node_modules"
+    packages = sorted({pkg for pkg, _ in CDN_FILES.values()})
+    if all((modules / pkg.rsplit("@", 1)[0] / path).is_file() for pkg, path in CDN_FILES.values()):
+        return modules
+    npm = shutil.which("npm")
+    if npm is None:
+        raise AssertionError("npm not found: the dashboard test needs it to fetch asv's JavaScript "
+                             "(Debian: apt-get install -y npm)")
+    vendor.mkdir(parents=True, exist_ok=True)
+    subprocess.run([npm, "install", "--no-audit", "--no-fund", "--no-save", "--prefix", str(vendor),
+                    *packages], check=True, capture_output=True, text=True, timeout=600)
+    return modules
+
+
+def offline_html(html: Path, dest: Path) -> Path:
+    """A copy of a published dashboard whose CDN scripts/styles point at local npm copies."""
+    modules = vendor_dashboard_js()
+    shutil.copytree(html, dest)
+    (dest / "vendor").mkdir()
+    index = (dest / "index.html").read_text()
+    for name, (pkg, path) in CDN_FILES.items():
+        shutil.copy(modules / pkg.rsplit("@", 1)[0] / path, dest / "vendor" / name)
+    # Each CDN tag: local URL, and no integrity hash (the npm builds are not the CDN's bytes).
+    def local(tag: re.Match) -> str:
+        text = re.sub(r'\s(integrity|crossorigin|referrerpolicy)="[^"]*"', "", tag.group(0))
+        return re.sub(r'"https://[^"]*/([^"/]+)"', lambda m: f'"vendor/{m.group(1)}"', text)
+    index, count = re.subn(r"<(script|link)\b[^>]*https://[^>]*>", local, index)
+    missing = [n for n in re.findall(r'"vendor/([^"]+)"', index) if n not in CDN_FILES]
+    if missing or count != len(CDN_FILES):
+        raise AssertionError(f"asv's index.html names other CDN files than expected: {missing}, {count}")
+    (dest / "index.html").write_text(index)
+    return dest
