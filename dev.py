@@ -10,6 +10,7 @@ import argparse
 import os
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
@@ -40,8 +41,37 @@ def ensure_venv() -> None:
     STAMP.write_text(wanted)
 
 
+ASV = (PYTHON, "-m", "asv")  # the .venv's asv: the version asv.conf.json was written for
+
+
+def _timed(*cmd) -> int:
+    """Run a command, print its wall time, return its exit status (not raising)."""
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    start = time.monotonic()
+    code = subprocess.run([str(c) for c in cmd], cwd=ROOT).returncode
+    print(f"  ({time.monotonic() - start:.0f} s, exit {code})", flush=True)
+    return code
+
+
 def dashboard(args) -> None:
-    raise SystemExit("dashboard: not written yet")
+    """The default suite (cpu, small: asv.conf.json's matrix) for HEAD, then the dashboard.
+
+    The launch method (forkserver) is set in asv.conf.json, so every asv command gets it."""
+    start = time.monotonic()
+    if _timed(*ASV, "machine", "--yes"):
+        sys.exit("dev.py dashboard: asv machine failed")
+    has_parent = subprocess.run(["git", "rev-parse", "-q", "--verify", "HEAD^"], cwd=ROOT,
+                                capture_output=True).returncode == 0
+    # HEAD^! is "HEAD only"; a root commit has no HEAD^, and ALL is then that one commit.
+    run_code = _timed(*ASV, "run", "HEAD^!" if has_parent else "ALL", "--show-stderr")
+    # Publish even when some benchmark failed: the dashboard shows which.
+    if _timed(*ASV, "publish"):
+        sys.exit("dev.py dashboard: asv publish failed")
+    print(f"dashboard: {ROOT / 'html' / 'index.html'}")
+    print(f"serve it:  {VENV / 'bin' / 'asv'} preview   (from {ROOT})")
+    print(f"dev.py dashboard took {time.monotonic() - start:.0f} s")
+    if run_code:
+        sys.exit(f"dev.py dashboard: asv run exited {run_code} (some benchmarks failed; see above)")
 
 
 def test(args) -> None:
