@@ -121,6 +121,8 @@ def cmd_run(args) -> int:
     report, failures, results = Report(), [], {}
     started = time.perf_counter()
     for index, (model, task, api) in enumerate(cells, start=1):
+        if index > 1 and model != cells[index - 2][0]:
+            registry.forget_builds()  # one model's weights and activations in memory at a time
         prefix = f"[{index}/{len(cells)}] {model} {task_label(task, api)}"
         try:
             case = registry.prepare(model, task, api, device, args.preset, args.seed)

@@ -177,6 +177,12 @@ def _draw_v(model: str, task: str, device: str, preset: str, seed: int):
     return draw_v(task, output, params, seed)
 
 
+def forget_builds() -> None:
+    """Drop every cached model (a run over many models keeps one model alive at a time)."""
+    _draw_v.cache_clear()
+    build.cache_clear()
+
+
 def prepare(model: str, task: str, api: str, device: str = "cpu", preset: str = "small",
             seed: int = DEFAULT_SEED) -> Case:
     """Build (or reuse) the model and v for one cell; Unsupported if it cannot run here."""
