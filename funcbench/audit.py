@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PARTS = ("fidelity", "noise", "sensitivity", "cost", "gpu")
 MACHINE = "funcbench-audit"
 INJECT_VAR = "FUNCBENCH_INJECT_SLOWDOWN"
-DEFAULT_FACTORS = (1.05, 1.1, 1.25, 1.5)
+DEFAULT_FACTORS = (1.0, 1.05, 1.1, 1.25, 1.5)  # 1.0: the control
 # One cell of the fast tier and one of the medium tier (benchmarks.MODEL_TIERS).
 DEFAULT_SENSITIVITY_CELLS = ("multiheadattn:vjp:autograd", "transformer:vjp:autograd")
 NAME_RE = re.compile(r"^(benchmarks\.\w+\.\w+)\((.*)\)$")
@@ -245,6 +245,34 @@ def fidelity_rows(asv_times: Dict[Tuple, dict], device: str, preset: str) -> Lis
     return rows
 
 
+def harness_overhead_us(calls: int = 20000) -> dict:
+    """What the suite adds to one timed sample, with a no-op op: the generated ``time_op``
+    (cell attribute look-ups, the sync no-op on CPU, the injected-slowdown check) called the
+    way asv_runner calls it (``timeit`` with number = 1 per sample), minus the bare no-op.
+    Setup (the cached cell look-up) runs outside the timed sample, so it is not part of it."""
+    import timeit
+
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from benchmarks import benchmarks as suite
+
+    class NoOp:
+        def run(self):
+            return None
+
+    noop = NoOp()
+    bench = suite.Fast()
+    bench.cell = suite.Cell(case=noop, sync=lambda: None, clock=timeit.default_timer, first_call_s=0.0)
+    params = ("ppl_simple_reg", "vjp", "autograd")
+
+    def per_call(stmt) -> float:
+        timer = timeit.Timer(stmt)
+        return min(timer.timeit(1) for _ in range(calls))  # number = 1, as in the suite
+
+    harness, bare = per_call(lambda: bench.time_op(*params)), per_call(noop.run)
+    return dict(time_op_noop_us=harness * 1e6, bare_noop_us=bare * 1e6, overhead_us=(harness - bare) * 1e6)
+
+
 def fidelity_summary(rows: List[dict]) -> dict:
     big = [r for r in rows if r["torch_s"] >= 1e-3]
     small = [r for r in rows if r["torch_s"] < 1e-3]
@@ -307,38 +335,45 @@ def cost_summary(ws: Workspace, run: Run) -> dict:
 
 def sensitivity(ws: Workspace, cells: Sequence[str], factors: Sequence[float], reps: int,
                 base: str, head: str, log=print) -> List[dict]:
-    """Per cell: one base run, then ``reps`` injected runs per factor, each compared with asv
-    compare --factor 1.1 against the base; flagged = asv marks the cell '+'."""
-    rows = []
+    """Per cell and repetition: a base run, then one injected run per factor right after it,
+    each compared with the base by ``asv compare --factor 1.1``; flagged = asv marks it '+'.
+    A fresh base per repetition keeps base and injected runs side by side in time (the
+    machine's load drifts over minutes); factor 1.0 is the control (nothing injected)."""
+    found: Dict[Tuple[str, float], dict] = {}
     for cell in cells:
         regex = bench_regex_for_cell(cell)
-        ws.forget(base)
-        base_run = ws.run(base, [regex])
-        base_values = time_op_results(ws.values(base))
-        base_s = next(iter(base_values.values()))["value"] if base_values else math.nan
-        for factor in factors:
-            flagged, ratios = 0, []
-            for _ in range(reps):
+        for rep in range(reps):
+            ws.forget(base)
+            ws.run(base, [regex])
+            base_values = time_op_results(ws.values(base))
+            base_s = next(iter(base_values.values()))["value"] if base_values else math.nan
+            for factor in factors:
                 ws.forget(head)
-                ws.run(head, [regex], env={INJECT_VAR: f"{cell}:{factor}"})
+                env = {INJECT_VAR: f"{cell}:{factor}"} if factor != 1.0 else None
+                ws.run(head, [regex], env=env)
                 row = [r for r in ws.compare(base, head, 1.1)
                        if split_name(r.name)[0].endswith(".time_op") and cell_label(split_name(r.name)[1]) == cell]
+                entry = found.setdefault((cell, factor), dict(cell=cell, factor=factor, flagged=0, reps=0,
+                                                              ratios=[], base_s=[], loads=[]))
+                entry["reps"] += 1
+                entry["base_s"].append(base_s)
+                entry["loads"].append(round(os.getloadavg()[0], 2))
                 if row:
-                    flagged += row[0].mark == "+"
-                    ratios.append(row[0].ratio)
-            rows.append(dict(cell=cell, factor=factor, base_s=base_s, flagged=flagged, reps=reps,
-                             ratios=ratios, load=load_avg(), base_wall_s=base_run.wall_s))
-            log(f"  sensitivity {cell} x{factor}: flagged {flagged}/{reps} (asv ratios {ratios}), load {load_avg()}")
+                    entry["flagged"] += row[0].mark == "+"
+                    entry["ratios"].append(row[0].ratio)
+                log(f"  sensitivity {cell} x{factor} rep {rep + 1}: {row[0].mark if row else '?'} "
+                    f"{row[0].ratio if row else ''}, load {load_avg()}")
         ws.forget(head)
-    return rows
+    return list(found.values())
 
 
 def smallest_reliable(rows: List[dict]) -> Dict[str, Optional[float]]:
     out: Dict[str, Optional[float]] = {}
     for cell in dict.fromkeys(r["cell"] for r in rows):
-        # The smallest factor from which on every larger factor is flagged in every repetition.
+        # The smallest factor from which on every larger factor is flagged in every repetition
+        # (the control, factor 1.0, never counts).
         found = None
-        for row in sorted((r for r in rows if r["cell"] == cell), key=lambda r: -r["factor"]):
+        for row in sorted((r for r in rows if r["cell"] == cell and r["factor"] > 1.0), key=lambda r: -r["factor"]):
             if row["flagged"] == row["reps"]:
                 found = row["factor"]
             else:
@@ -429,6 +464,11 @@ def markdown(report: dict) -> str:
                   f"(median ratio {med_ratio}), {s['in_goal_ge_1ms_single']}/{s['cells_ge_1ms']} of timeit(1) "
                   f"(median {med_single}); sub-ms cells: {s['cells_sub_ms']}, median overhead {med_over} "
                   f"vs blocked_autorange, {over_single} vs timeit(1).", ""]
+        h = f.get("harness")
+        if h:
+            lines += [f"Harness overhead per timed sample (no-op op, min of single calls): time_op "
+                      f"{h['time_op_noop_us']:.2f} µs vs bare call {h['bare_noop_us']:.2f} µs = "
+                      f"{h['overhead_us']:+.2f} µs.", ""]
     if "noise" in report:
         n = report["noise"]
         lines += ["### Noise: same code run twice, `asv compare --factor 1.1`", "",
@@ -445,10 +485,13 @@ def markdown(report: dict) -> str:
         s = report["sensitivity"]
         lines += ["### Sensitivity: injected slowdown vs base, `asv compare --factor 1.1`", "",
                   f"`{s['command']}` (load {s['load']})", "",
-                  "| cell | base (ms) | factor | flagged | asv ratios |", "|---|---:|---:|---:|---|"]
+                  "| cell | factor | flagged | asv ratios | base medians (ms) | load (1 min) |",
+                  "|---|---:|---:|---|---|---|"]
         for r in s["rows"]:
-            lines.append(f"| {r['cell']} | {_ms(r['base_s'])} | {r['factor']} | {r['flagged']}/{r['reps']} | "
-                         f"{', '.join(r['ratios'])} |")
+            control = " (control)" if r["factor"] == 1.0 else ""
+            lines.append(f"| {r['cell']} | {r['factor']}{control} | {r['flagged']}/{r['reps']} | "
+                         f"{', '.join(r['ratios'])} | {', '.join(_ms(b) for b in r['base_s'])} | "
+                         f"{', '.join(map(str, r['loads']))} |")
         lines += ["", "Smallest factor flagged in every repetition (and every larger one): " +
                   ", ".join(f"{c}: {v}" for c, v in s["smallest_reliable"].items()), ""]
     if "cost" in report:
@@ -485,7 +528,8 @@ def markdown(report: dict) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m funcbench.audit", description=__doc__.split("\n")[0])
-    parser.add_argument("--part", choices=PARTS + ("all",), default="all")
+    parser.add_argument("--part", default="all",
+                        help=f"all, or a comma-separated list of: {', '.join(PARTS)}")
     parser.add_argument("--bench", action="append", default=[],
                         help="asv --bench regex for fidelity/noise/cost runs (default: the whole suite)")
     parser.add_argument("--out", help="folder for audit.json, audit.md and the asv work files "
@@ -498,7 +542,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--no-quick", action="store_true", help="cost: skip the asv run --quick timing")
     args = parser.parse_args(argv)
-    parts = PARTS if args.part == "all" else (args.part,)
+    parts = PARTS if args.part == "all" else tuple(p for p in PARTS if p in args.part.split(","))
+    unknown = set(args.part.split(",")) - set(PARTS) - {"all"}
+    if unknown or not parts:
+        parser.error(f"--part: choose all or from {', '.join(PARTS)} (got {args.part!r})")
 
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="funcbench-audit-"))
     out.mkdir(parents=True, exist_ok=True)
@@ -506,7 +553,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     report: dict = dict(commit=head, device=args.device, preset=args.preset, parts=list(parts),
                         started=time.strftime("%Y-%m-%d %H:%M:%S"), load_start=load_avg())
     bench_args = "".join(f" --bench '{b}'" for b in args.bench)
-    command = f"python -m funcbench.audit --part {{}}{bench_args} --device {args.device}"
+    command = f"python -m funcbench.audit --part {args.part}{bench_args} --device {args.device}"
 
     def log(message: str) -> None:
         print(message, flush=True)
@@ -531,7 +578,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         times = time_op_results(ws.values(base))
         log(f"fidelity: timing {len(times)} cells with torch.utils.benchmark, load {load_avg()}")
         rows = fidelity_rows(times, args.device, args.preset)
-        report["fidelity"] = dict(command=command.format("fidelity"), asv_wall_s=run_a.wall_s,
+        report["fidelity"] = dict(command=command, asv_wall_s=run_a.wall_s, harness=harness_overhead_us(),
                                   load=f"{run_a.load_before} -> {load_avg()}", rows=rows,
                                   summary=fidelity_summary(rows))
         save()
@@ -541,7 +588,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         log(f"  {run_b.wall_s:.0f} s")
     if "noise" in parts:
         rows = ws.compare(base, head, 1.1)
-        report["noise"] = dict(command=command.format("noise"), wall_s=[run_a.wall_s, run_b.wall_s],
+        report["noise"] = dict(command=command, wall_s=[run_a.wall_s, run_b.wall_s],
                                load=f"{run_a.load_before} -> {run_b.load_after}",
                                summary=noise_summary(rows),
                                flagged=[dataclasses.asdict(r) for r in rows if r.mark in ("+", "-")])
@@ -556,7 +603,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             log(f"  {quick.wall_s:.0f} s")
         for r in runs.values():
             r.pop("output", None)
-        report["cost"] = dict(command=command.format("cost"), runs=runs)
+        report["cost"] = dict(command=command, runs=runs)
         save()
     if "sensitivity" in parts:
         cells = [c for c in args.cells.split(",") if c]
