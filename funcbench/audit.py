@@ -295,8 +295,11 @@ def noise_summary(rows: List[CompareRow]) -> dict:
     for row in rows:
         kind = split_name(row.name)[0].rsplit(".", 1)[-1]
         counts = by_kind.setdefault(kind, dict(compared=0, false_regressions=0, false_improvements=0,
-                                               not_significant_beyond_factor=0))
-        if row.ratio in ("n/a", "") or row.mark in ("x", "!"):
+                                               not_significant_beyond_factor=0, not_comparable=0))
+        if row.mark == "x":  # benchmark versions differ: asv refuses to compare
+            counts["not_comparable"] += 1
+            continue
+        if row.ratio in ("n/a", "") or row.mark == "!":
             continue
         counts["compared"] += 1
         counts["false_regressions"] += row.mark == "+"
@@ -320,6 +323,7 @@ def cost_summary(ws: Workspace, run: Run) -> dict:
         sampled += seconds
         tier = per_tier.setdefault(bench.split(".")[1], dict(timed_s=0.0, asv_duration_s=0.0))
         tier["timed_s"] += seconds
+    durations = {k: v for k, v in durations.items() if k.startswith("benchmarks.")}  # not '<build>'
     for key, seconds in durations.items():
         tier = per_tier.setdefault(key.split(".")[1], dict(timed_s=0.0, asv_duration_s=0.0))
         tier["asv_duration_s"] += seconds
@@ -473,11 +477,11 @@ def markdown(report: dict) -> str:
         n = report["noise"]
         lines += ["### Noise: same code run twice, `asv compare --factor 1.1`", "",
                   f"`{n['command']}` (runs: {n['wall_s'][0]:.0f} s, {n['wall_s'][1]:.0f} s; load {n['load']})", "",
-                  "| benchmark | compared | false regressions | false improvements | beyond 1.1× but not significant |",
-                  "|---|---:|---:|---:|---:|"]
+                  "| benchmark | compared | false regressions | false improvements | beyond 1.1× but not significant | not comparable (versions differ) |",
+                  "|---|---:|---:|---:|---:|---:|"]
         for kind, c in sorted(n["summary"].items()):
             lines.append(f"| {kind} | {c['compared']} | {c['false_regressions']} | {c['false_improvements']} | "
-                         f"{c['not_significant_beyond_factor']} |")
+                         f"{c['not_significant_beyond_factor']} | {c['not_comparable']} |")
         if n["flagged"]:
             lines += ["", "Flagged: " + "; ".join(f"{r['mark']} {r['ratio']} {r['name']}" for r in n["flagged"])]
         lines.append("")
