@@ -1,6 +1,6 @@
 """asv benchmarks of funcbench, generated from funcbench.registry (no list of cells here).
 
-Every benchmark class has params model x task x api. The environment (asv.conf.json's
+Every benchmark class has params model x task x api x preset x device. The environment (asv.conf.json's
 ``env_nobuild`` matrix, or the shell for ``-E existing``) picks the rest of a result's identity:
 
 - ``FUNCBENCH_DEVICE`` (default ``cpu``): ``cpu``, ``cuda`` or ``cuda:N``;
@@ -78,10 +78,20 @@ def _median_seconds(run: Callable[[], object], clock: Callable[[], float], calls
     return statistics.median(times)
 
 
-def cell(model: str, task: str, api: str) -> Cell:
+# preset and device are params, not only environment variables: asv records no environment
+# variables for `-E existing` runs, so the params are what keeps small/full and cpu/cuda
+# apart in every result. The environment picks which of them this run measures.
+PRESET_PARAMS = list(registry.PRESETS)
+DEVICE_PARAMS = ["cpu", "cuda"]
+
+
+def cell(model: str, task: str, api: str, preset_param: str, device_param: str) -> Cell:
     """The cell for this process's device and preset; NotImplementedError (asv: n/a) when the
-    registry does not run it by default or it cannot run here."""
+    params name another preset or device, the registry does not run it by default, or it
+    cannot run here."""
     key = (model, task, api, device(), preset())
+    if (preset_param, device_param) != (key[4], key[3].split(":")[0]):
+        raise NotImplementedError(f"this run measures FUNCBENCH_PRESET={key[4]}, FUNCBENCH_DEVICE={key[3]}")
     if key in _CELLS:
         return _CELLS[key]
     if task not in registry.selected_tasks(model, api):
@@ -120,25 +130,25 @@ class _Ops:
     - medium / slow: few samples, warmup_time 0 (setup's checked call already warmed up),
       rounds 2 / 1, timeouts long enough for detr vhp or the full preset.
     """
-    param_names = ["model", "task", "api"]
+    param_names = ["model", "task", "api", "preset", "device"]
     number = 1
 
-    def setup(self, model, task, api):
-        self.cell = cell(model, task, api)
+    def setup(self, *params):
+        self.cell = cell(*params)
 
-    def time_op(self, model, task, api):
+    def time_op(self, *params):
         """Seconds per call of the op (CUDA work included: the call synchronizes)."""
         self.cell.case.run()
         self.cell.sync()
         if self.cell.sleep_s:
             time.sleep(self.cell.sleep_s)
 
-    def peakmem_op(self, model, task, api):
+    def peakmem_op(self, *params):
         """Host max RSS of the process after one call (model build included: RSS only grows)."""
         self.cell.case.run()
         self.cell.sync()
 
-    def track_cost_ratio(self, model, task, api):
+    def track_cost_ratio(self, *params):
         """Op time / forward time, medians of a few calls each in this one process (about
         1 s of op calls; a single call for ops over 1 s, where one call is already stable)."""
         c = self.cell
@@ -161,14 +171,14 @@ class _Ops:
 
 class _CudaMemory:
     """Peak CUDA memory allocated by one call; n/a on a CPU device (skipped before any build)."""
-    param_names = ["model", "task", "api"]
+    param_names = ["model", "task", "api", "preset", "device"]
 
-    def setup(self, model, task, api):
+    def setup(self, *params):
         if not device().startswith("cuda"):
             raise NotImplementedError("CUDA peak memory needs FUNCBENCH_DEVICE=cuda")
-        self.cell = cell(model, task, api)
+        self.cell = cell(*params)
 
-    def track_cuda_peak_memory(self, model, task, api):
+    def track_cuda_peak_memory(self, *params):
         dev = self.cell.case.device
         self.cell.sync()
         torch.cuda.reset_peak_memory_stats(dev)
@@ -196,7 +206,7 @@ def _generate() -> None:
     for tier, models in tiers.items():
         if not models:
             continue
-        params = [models, _tasks_for(models), list(APIS)]
+        params = [models, _tasks_for(models), list(APIS), PRESET_PARAMS, DEVICE_PARAMS]
         policy = TIER_POLICIES[tier]
         version = f"{POLICY_VERSION}-{sorted(policy.items())}"
         name = tier.capitalize()

@@ -75,7 +75,9 @@ def split_name(name: str) -> Tuple[str, Tuple]:
     if not match:
         return name, ()
     params = ast.literal_eval(f"({match.group(2)},)")
-    return match.group(1), tuple(params)
+    # (model, task, api): the preset and device params are fixed by the run (FUNCBENCH_*), and
+    # the other presets/devices are n/a, so the first three name a measured cell.
+    return match.group(1), tuple(params)[:3]
 
 
 def cell_label(params: Sequence) -> str:
@@ -84,7 +86,7 @@ def cell_label(params: Sequence) -> str:
 
 def bench_regex_for_cell(cell: str, kind: str = "time_op") -> str:
     model, task, api = cell.split(":")
-    return rf"^benchmarks\.\w+\.{kind}\('{model}', '{task}', '{api}'\)$"
+    return rf"^benchmarks\.\w+\.{kind}\('{model}', '{task}', '{api}', "
 
 
 # ----------------------------------------------------------------------------- asv plumbing
@@ -263,7 +265,7 @@ def harness_overhead_us(calls: int = 20000) -> dict:
     noop = NoOp()
     bench = suite.Fast()
     bench.cell = suite.Cell(case=noop, sync=lambda: None, clock=timeit.default_timer, first_call_s=0.0)
-    params = ("ppl_simple_reg", "vjp", "autograd")
+    params = ("ppl_simple_reg", "vjp", "autograd", "small", "cpu")
 
     def per_call(stmt) -> float:
         timer = timeit.Timer(stmt)
@@ -356,7 +358,8 @@ def sensitivity(ws: Workspace, cells: Sequence[str], factors: Sequence[float], r
                 env = {INJECT_VAR: f"{cell}:{factor}"} if factor != 1.0 else None
                 ws.run(head, [regex], env=env)
                 row = [r for r in ws.compare(base, head, 1.1)
-                       if split_name(r.name)[0].endswith(".time_op") and cell_label(split_name(r.name)[1]) == cell]
+                       if split_name(r.name)[0].endswith(".time_op") and cell_label(split_name(r.name)[1]) == cell
+                       and r.before != "n/a"]  # the other presets/devices of the cell are n/a
                 entry = found.setdefault((cell, factor), dict(cell=cell, factor=factor, flagged=0, reps=0,
                                                               ratios=[], base_s=[], loads=[]))
                 entry["reps"] += 1

@@ -10,6 +10,7 @@ three ``asv run -E existing:PYTHON --set-commit-hash ... --record-samples`` runs
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -81,8 +82,7 @@ def raw_samples(path, api):
     columns = data["result_columns"]
     row = data["results"]["benchmarks.Fast.time_op"]
     params = [[json.loads(v.replace("'", '"')) for v in column] for column in row[columns.index("params")]]
-    index = (params[0].index("ppl_simple_reg") * len(params[1]) + params[1].index("vjp")) * len(params[2]) \
-        + params[2].index(api)
+    index = list(itertools.product(*params)).index(("ppl_simple_reg", "vjp", api, "small", "cpu"))
     return row[columns.index("samples")][index]
 
 

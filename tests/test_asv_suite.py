@@ -32,7 +32,8 @@ def _classes():
 def test_every_default_cell_is_in_exactly_one_class():
     cells = []
     for cls in _classes():
-        models, tasks, apis = cls.params
+        models, tasks, apis, presets, devices = cls.params
+        assert presets == ["small", "full"] and devices == ["cpu", "cuda"]
         cells += [(m, t, a) for m in models for t in tasks for a in apis if t in registry.selected_tasks(m, a)]
     expected = [(m, t, a) for m in registry.MODELS for a in APIS for t in registry.selected_tasks(m, a)]
     assert sorted(cells) == sorted(expected)
@@ -45,14 +46,25 @@ def test_import_does_not_touch_cuda():
 def test_cuda_memory_is_skipped_on_cpu(monkeypatch):
     monkeypatch.setenv("FUNCBENCH_DEVICE", "cpu")
     with pytest.raises(NotImplementedError):
-        suite_module.CudaMemoryFast().setup("ppl_simple_reg", "vjp", "autograd")
+        suite_module.CudaMemoryFast().setup("ppl_simple_reg", "vjp", "autograd", "small", "cpu")
 
 
 def test_non_default_and_unsupported_cells_are_skipped():
     with pytest.raises(NotImplementedError):  # multiheadattn runs only the fast tasks by default
-        suite_module.Fast().setup("multiheadattn", "hessian", "autograd")
+        suite_module.Fast().setup("multiheadattn", "hessian", "autograd", "small", "cpu")
     with pytest.raises(NotImplementedError):  # deepspeech has no torch.func vjp
-        suite_module.Slow().setup("deepspeech", "vjp", "func")
+        suite_module.Slow().setup("deepspeech", "vjp", "func", "small", "cpu")
+
+
+def test_only_the_runs_preset_and_device_are_measured(monkeypatch):
+    # Preset and device are params, so even `-E existing` results (no env vars recorded)
+    # keep small/full and cpu/cuda apart; the environment picks which ones run.
+    monkeypatch.setenv("FUNCBENCH_PRESET", "small")
+    monkeypatch.setenv("FUNCBENCH_DEVICE", "cpu")
+    suite_module.Fast().setup("ppl_simple_reg", "vjp", "autograd", "small", "cpu")
+    for preset, device in (("full", "cpu"), ("small", "cuda"), ("full", "cuda")):
+        with pytest.raises(NotImplementedError, match="FUNCBENCH_PRESET=small"):
+            suite_module.Fast().setup("ppl_simple_reg", "vjp", "autograd", preset, device)
 
 
 def test_injected_slowdown_is_off_by_default_and_parsed(monkeypatch):

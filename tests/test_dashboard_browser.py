@@ -47,7 +47,8 @@ def served(tmp_path_factory):
 
 def _graph_url(base: str) -> str:
     # asv's graph page: #<benchmark>?p-<param>=<repr of value>&...
-    params = {"p-model": "'ppl_simple_reg'", "p-task": "'vjp'", "p-api": "'autograd'"}
+    params = {"p-model": "'ppl_simple_reg'", "p-task": "'vjp'", "p-api": "'autograd'",
+              "p-preset": "'small'", "p-device": "'cpu'"}
     return f"{base}/index.html#benchmarks.Fast.time_op?{urllib.parse.urlencode(params)}"
 
 
