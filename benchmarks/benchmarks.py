@@ -25,7 +25,7 @@ from funcbench.timing import clock_for
 
 # Bump when the timing policy below changes: asv's own version hashes only this file's code
 # of each benchmark, and the tier attributes are part of the version string too.
-POLICY_VERSION = 3
+POLICY_VERSION = 4  # 4: preset and device params
 
 # Cost tier per model (small preset, 2-core CPU: fast <= 15 ms, medium <= 0.6 s per op).
 # A model not listed here (a new registry entry) is timed as slow: safe, only fewer samples.
