@@ -63,7 +63,9 @@ def dashboard(args) -> None:
     has_parent = subprocess.run(["git", "rev-parse", "-q", "--verify", "HEAD^"], cwd=ROOT,
                                 capture_output=True).returncode == 0
     # HEAD^! is "HEAD only"; a root commit has no HEAD^, and ALL is then that one commit.
-    run_code = _timed(*ASV, "run", "HEAD^!" if has_parent else "ALL", "--show-stderr")
+    # No --show-stderr: it prints a skip reason for every n/a combination (3 in 4 of them are
+    # another preset or device); asv still names failures, and --show-stderr tells why.
+    run_code = _timed(*ASV, "run", "HEAD^!" if has_parent else "ALL")
     # Publish even when some benchmark failed: the dashboard shows which.
     if _timed(*ASV, "publish"):
         sys.exit("dev.py dashboard: asv publish failed")
