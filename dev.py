@@ -87,9 +87,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("dashboard", help="run the asv suite for HEAD and publish the dashboard")
-    test_parser = commands.add_parser("test", help="run the tests (extra arguments go to pytest)")
-    test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER)
-    args = parser.parse_args()
+    commands.add_parser("test", help="run the tests (extra arguments go to pytest)")
+    # parse_known_args: `test -k cli` must pass -k to pytest (REMAINDER refuses a leading option).
+    args, extra = parser.parse_known_args()
+    if extra and args.command != "test":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.pytest_args = extra
     try:
         ensure_venv()
     except subprocess.CalledProcessError as error:
