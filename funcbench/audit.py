@@ -557,6 +557,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="funcbench-audit-"))
     out.mkdir(parents=True, exist_ok=True)
     base, head = git_hash("HEAD~1"), git_hash("HEAD")
+    # The torch.utils.benchmark reference runs in this process: time it under the suite's
+    # allocator policy, or fidelity would compare two allocators rather than two harnesses.
+    from funcbench.timing import steady_allocator
+    steady_allocator()
     report: dict = dict(commit=head, device=args.device, preset=args.preset, parts=list(parts),
                         started=time.strftime("%Y-%m-%d %H:%M:%S"), load_start=load_avg())
     bench_args = "".join(f" --bench '{b}'" for b in args.bench)

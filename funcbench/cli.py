@@ -20,7 +20,7 @@ from .models.common import DEFAULT_SEED, PRESETS
 from .registry import MODELS, Unsupported, UnknownName
 from .report import Report, ReportFormatError, compare, model_label
 from .tasks import APIS, TASKS, assert_consistent, task_label
-from .timing import time_calls
+from .timing import steady_allocator, time_calls
 
 EXIT_USAGE = 2  # argparse's own code for bad input
 # The original's default was 10 threads; more threads than cores only adds contention.
@@ -116,6 +116,9 @@ def cmd_run(args) -> int:
     device = pick_device(args)
     cells = planned_cells(args)
     torch.set_num_threads(args.num_threads)
+    if args.malloc == "steady" and not steady_allocator():
+        _stderr("funcbench: --malloc steady needs glibc; timing with this C library's default allocator")
+        args.malloc = "default"
     _stderr(f"funcbench: {len(cells)} cells, preset {args.preset}, device {device}, torch {torch.__version__}, "
             f"{args.num_threads} threads, {args.num_iters} iterations")
     report, failures, results = Report(), [], {}
@@ -144,7 +147,7 @@ def cmd_run(args) -> int:
                 f"({time.perf_counter() - started:.0f} s elapsed)")
     text = report.to_markdown()
     print(f"Results for preset {args.preset} on {device} ({platform.node()}), torch {torch.__version__}, "
-          f"{args.num_threads} threads, {args.num_iters} iterations, seed {args.seed}:\n")
+          f"{args.num_threads} threads, {args.num_iters} iterations, seed {args.seed}, malloc {args.malloc}:\n")
     print(text)
     if args.output:
         _write(args.output, text)
@@ -260,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--task-filter", help="keep tasks whose name appears in this string (substring test)")
     run.add_argument("--num-threads", type=int, default=DEFAULT_NUM_THREADS,
                      help=f"torch CPU threads (default min(10, cores) = {DEFAULT_NUM_THREADS}; the original used 10)")
+    run.add_argument("--malloc", choices=("steady", "default"), default="steady",
+                     help="steady (default): glibc malloc thresholds pinned as in the asv suite, so multi-MB "
+                          "activations are not page-faulted in anew on every call; default: glibc as configured")
     run.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of weights, inputs and v (default 0)")
 
     cmp = commands.add_parser("compare", help="the speedup table between two reports")
