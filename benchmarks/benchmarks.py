@@ -12,6 +12,7 @@ forkserver parent, and CUDA (or a used OpenMP pool) does not survive ``fork``.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 import statistics
 import time
@@ -26,7 +27,7 @@ from funcbench.timing import clock_for
 
 # Bump when the timing policy below changes: asv's own version hashes only this file's code
 # of each benchmark, and the tier attributes are part of the version string too.
-POLICY_VERSION = 4  # 4: preset and device params
+POLICY_VERSION = 5  # 4: preset and device params; 5: steady allocator, tier rounds
 
 # Cost tier per model (small preset, 2-core CPU: fast <= 15 ms, medium <= 0.6 s per op).
 # A model not listed here (a new registry entry) is timed as slow: safe, only fewer samples.
@@ -36,6 +37,23 @@ MODEL_TIERS = {
 }
 
 INJECT_SLOWDOWN_VAR = "FUNCBENCH_INJECT_SLOWDOWN"
+
+# Modules torch imports lazily on the first autograd / torch.func call (sympy via symbolic
+# shapes, dynamo via the decomposition wrappers): 0.3-1.0 s per benchmark process otherwise.
+LAZY_TORCH_MODULES = ("torch._dynamo", "torch._decomp.decompositions_for_jvp")
+
+
+def _prepare_parent_process() -> None:
+    """Process-wide policy, applied on import: asv's forkserver imports this module once and
+    forks every benchmark process from it, so each one starts in the same state and cheaply.
+    Imports only (no tensor work, no CUDA): neither a used OpenMP pool nor CUDA survives fork."""
+    timing.steady_allocator()  # page faults of glibc's dynamic mmap threshold: see its docstring
+    for module in LAZY_TORCH_MODULES:
+        try:
+            importlib.import_module(module)
+        except ImportError:  # another torch version: its first call imports what it needs
+            pass
+    registry.import_getters()
 
 
 def device() -> str:
@@ -122,9 +140,13 @@ class _Ops:
 
     - number = 1 always: this asv_runner re-runs setup between calls anyway, and a per-call
       sample keeps the first-call outliers visible instead of averaged in.
-    - fast: many samples in a short time, 2 rounds (2 processes) for process-to-process noise.
-    - medium / slow: few samples, warmup_time 0 (setup's checked call already warmed up),
-      rounds 2 / 1, timeouts long enough for detr vhp or the full preset.
+    - rounds (one process each, spread over the run by asv) over samples: this 2-core VM's
+      speed drifts by 10-20 % over tens of seconds, so samples from one process share one
+      drift and a two-round median flips with it. Six short fast rounds, three medium, two slow.
+    - at least 8 samples a side in every tier: below that asv compare's Mann-Whitney test
+      cannot reach p < 0.002 and no change, however large, is flagged by it.
+    - medium / slow: warmup_time 0 (setup's checked call already warmed up); timeouts long
+      enough for detr vhp or the full preset.
     """
     param_names = ["model", "task", "api", "preset", "device"]
     number = 1
@@ -186,12 +208,11 @@ class _CudaMemory:
 
 
 TIER_POLICIES = {
-    "fast": dict(repeat=(20, 100, 1.0), rounds=2, warmup_time=0.05, timeout=300),
-    # repeat is per round: >= 6 per round, up to 20 within 5 s. With (3, 10, 3.0) a 0.46 s op got
-    # 5 samples per round, 10 per side, and asv compare's Mann-Whitney test (p < 0.002) never
-    # flagged even a 1.5x injected slowdown (funcbench.audit --part sensitivity, README "## Performance").
-    "medium": dict(repeat=(6, 20, 5.0), rounds=2, warmup_time=0.0, timeout=900),
-    "slow": dict(repeat=(2, 4, 8.0), rounds=1, warmup_time=0.0, timeout=1800),
+    "fast": dict(repeat=(10, 40, 0.3), rounds=6, warmup_time=0.05, timeout=300),
+    # repeat is per round. With 5 samples per round and 2 rounds a 0.46 s op got 10 per side and
+    # asv compare never flagged even a 1.5x injected slowdown (README "## Performance").
+    "medium": dict(repeat=(4, 12, 3.0), rounds=3, warmup_time=0.0, timeout=900),
+    "slow": dict(repeat=(4, 6, 6.0), rounds=2, warmup_time=0.0, timeout=1800),
 }
 
 
@@ -214,4 +235,5 @@ def _generate() -> None:
             __doc__=f"CUDA peak memory, {tier} tier."))
 
 
+_prepare_parent_process()
 _generate()

@@ -120,6 +120,14 @@ def getter(model: str) -> Callable:
     return getattr(importlib.import_module(module), function)
 
 
+def import_getters() -> None:
+    """Import the getter module of every model that can be built here (torchvision, torchaudio
+    and scipy with them), so that processes forked afterwards do not each import them again."""
+    for model in MODELS:
+        if unavailable_reason(model) is None:
+            getter(model)
+
+
 def resolve_device(device) -> torch.device:
     """A torch.device that exists here, or UnknownName/Unsupported saying why not."""
     try:
