@@ -27,7 +27,7 @@ from funcbench.timing import clock_for
 
 # Bump when the timing policy below changes: asv's own version hashes only this file's code
 # of each benchmark, and the tier attributes are part of the version string too.
-POLICY_VERSION = 5  # 4: preset and device params; 5: steady allocator, tier rounds
+POLICY_VERSION = 5  # 4: preset and device params; 5: steady allocator, one thread, tier rounds
 
 # Cost tier per model (small preset, 2-core CPU: fast <= 15 ms, medium <= 0.6 s per op).
 # A model not listed here (a new registry entry) is timed as slow: safe, only fewer samples.
@@ -35,6 +35,12 @@ MODEL_TIERS = {
     "ppl_simple_reg": "fast", "ppl_robust_reg": "fast", "multiheadattn": "fast",
     "resnet18": "medium", "transformer": "medium", "wav2letter": "medium",
 }
+
+# One intra-op thread, the default of torch.utils.benchmark.Timer and of PyTorch's
+# operator_benchmark. At this VM's 2 threads, fresh processes ran multiheadattn vjp at either
+# 0.67 or 0.84 ms and resnet18 vjp anywhere in 19-26 ms; at 1 thread 0.96-1.00 ms and 30-34 ms.
+# Thread scaling is `funcbench run --num-threads N`'s job.
+THREADS = 1
 
 INJECT_SLOWDOWN_VAR = "FUNCBENCH_INJECT_SLOWDOWN"
 
@@ -110,6 +116,7 @@ def cell(model: str, task: str, api: str, preset_param: str, device_param: str) 
         return _CELLS[key]
     if task not in registry.selected_tasks(model, api):
         raise NotImplementedError(f"{model} {task} ({api}) is not in the registry's default tasks")
+    torch.set_num_threads(THREADS)  # here, not on import: the forkserver parent never touches the pool
     case = registry.prepare(model, task, api, device=key[3], preset=key[4])  # Unsupported -> n/a
     clock = clock_for(case.device)
     cuda = torch.device(case.device).type == "cuda"

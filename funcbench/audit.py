@@ -225,7 +225,9 @@ def torch_medians(model: str, task: str, api: str, device: str, preset: str,
     quiet machine both agree; their gap is a measure of the load while auditing."""
     from funcbench import registry
     from funcbench.timing import benchmark_timer
+    import torch
 
+    torch.set_num_threads(suite_module().THREADS)  # fidelity compares harnesses, not thread counts
     case = registry.prepare(model, task, api, device=device, preset=preset)
     case.run_checked()
     timer = benchmark_timer(case.run)
@@ -247,6 +249,14 @@ def fidelity_rows(asv_times: Dict[Tuple, dict], device: str, preset: str) -> Lis
     return rows
 
 
+def suite_module():
+    """The asv benchmark module (its timing policy: THREADS, TIER_POLICIES, Cell)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from benchmarks import benchmarks as suite
+    return suite
+
+
 def harness_overhead_us(calls: int = 20000) -> dict:
     """What the suite adds to one timed sample, with a no-op op: the generated ``time_op``
     (cell attribute look-ups, the sync no-op on CPU, the injected-slowdown check) called the
@@ -254,9 +264,7 @@ def harness_overhead_us(calls: int = 20000) -> dict:
     Setup (the cached cell look-up) runs outside the timed sample, so it is not part of it."""
     import timeit
 
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    from benchmarks import benchmarks as suite
+    suite = suite_module()
 
     class NoOp:
         def run(self):
