@@ -38,6 +38,7 @@ def test_run_writes_the_original_report_with_both_apis_and_the_preset(tmp_path, 
     assert all(mean > 0 and var >= 0 for mean, var in report.rows.values())
     captured = capsys.readouterr()
     assert "preset small on cpu" in captured.out and out.read_text() in captured.out
+    assert "malloc steady:" in captured.out  # the suite's allocator policy, said in the heading
     assert "[6/6] ppl_simple_reg functorch hessian_fwdrev: mean" in captured.err
 
 
@@ -47,6 +48,13 @@ def test_run_one_api_and_gpu_minus_one_means_cpu(tmp_path, capsys):
                  "--model-filter", "multiheadattn", "--output", str(out)]) == 0
     assert [t for _, t in Report.from_markdown(out.read_text()).rows] == [
         "functorch vjp", "functorch jvp", "functorch vhp"]
+
+
+def test_run_with_the_default_allocator_says_so():
+    result = run_cli("run", "--preset", "small", "--device", "cpu", "--num-iters", "1", "--malloc", "default",
+                     "--model-filter", "ppl_simple_reg", "--task-filter", "vjp", "--api", "autograd")
+    assert result.returncode == 0, result.stderr
+    assert "malloc default:" in result.stdout
 
 
 def test_unsupported_cells_are_skipped_with_their_reason(capsys):
