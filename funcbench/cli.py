@@ -20,7 +20,7 @@ from .models.common import DEFAULT_SEED, PRESETS
 from .registry import MODELS, Unsupported, UnknownName
 from .report import Report, ReportFormatError, compare, model_label
 from .tasks import APIS, TASKS, assert_consistent, task_label
-from .timing import steady_allocator, time_calls
+from .timing import allocator_is_pinned, steady_allocator, time_calls
 
 EXIT_USAGE = 2  # argparse's own code for bad input
 # The original's default was 10 threads; more threads than cores only adds contention.
@@ -116,6 +116,8 @@ def cmd_run(args) -> int:
     device = pick_device(args)
     cells = planned_cells(args)
     torch.set_num_threads(args.num_threads)
+    if args.malloc == "default" and allocator_is_pinned():
+        raise UsageError("--malloc default: this process has pinned the allocator already; run funcbench in a fresh process")
     if args.malloc == "steady" and not steady_allocator():
         _stderr("funcbench: --malloc steady needs glibc; timing with this C library's default allocator")
         args.malloc = "default"

@@ -47,6 +47,13 @@ _MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # glibc's ceiling on 64-bit (HEAP_MAX_SI
 _TRIM_THRESHOLD = 2**31 - 1  # largest int mallopt takes: in practice never trim
 
 
+_pinned = False  # whether steady_allocator() pinned this process (or the parent it was forked from)
+
+
+def allocator_is_pinned() -> bool:
+    return _pinned
+
+
 def steady_allocator() -> bool:
     """Pin glibc malloc's thresholds so every process times ops in the same allocator state.
 
@@ -55,8 +62,10 @@ def steady_allocator() -> bool:
     multi-MB activation then costs thousands of page faults on every call, and how many
     depends on the process's allocation history: resnet18 vjp (small preset) took 20-37 ms
     with 1-13,000 faults per call across fresh processes, 22.4 ms with none once pinned.
-    Pinned, blocks up to 32 MiB are reused from the heap and nothing is trimmed, as in a
-    long-running training process. Affects this process and children forked after it.
+    Pinned, every block comes from the heap (no mmap at all: blocks over 32 MiB, e.g.
+    wav2letter's, would be mapped anew each call otherwise) and nothing is trimmed, so freed
+    memory is reused as in a long-running training process. Affects this process and
+    children forked after it; glibc offers no way back to the dynamic thresholds.
     Returns False (and changes nothing) where the C library is not glibc."""
     import ctypes
     import platform
@@ -68,4 +77,6 @@ def steady_allocator() -> bool:
     ok_mmap = mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)
     ok_trim = mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
     ok_max = mallopt(_M_MMAP_MAX, 0)
-    return bool(ok_mmap and ok_trim and ok_max)
+    global _pinned
+    _pinned = bool(ok_mmap and ok_trim and ok_max)
+    return _pinned

@@ -173,3 +173,12 @@ def test_a_fresh_process_prints_no_traceback_and_the_console_script_exists():
     assert script.exists(), "pip install -e . installs the funcbench console script"
     listed = subprocess.run([str(script), "list"], capture_output=True, text=True)
     assert listed.returncode == 0 and "ppl_robust_reg" in listed.stdout
+
+
+def test_default_allocator_refused_where_this_process_pinned_it(capsys):
+    from funcbench.timing import steady_allocator
+    if not steady_allocator():
+        pytest.skip("steady_allocator pins glibc's malloc only")
+    assert main(["run", "--preset", "small", "--malloc", "default", "--model-filter", "ppl_simple_reg"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "fresh process" in err
