@@ -147,9 +147,9 @@ class _Ops:
 
     - number = 1 always: this asv_runner re-runs setup between calls anyway, and a per-call
       sample keeps the first-call outliers visible instead of averaged in.
-    - rounds (one process each, spread over the run by asv) over samples: this 2-core VM's
-      speed drifts by 10-20 % over tens of seconds, so samples from one process share one
-      drift and a two-round median flips with it. Six short fast rounds, three medium, two slow.
+    - rounds (one process each, spread over the run by asv) over samples: all samples of one
+      process share its speed level (the VM drifts over minutes), so with two rounds one slow
+      process moved the median by up to 50 %. Six short fast rounds, three medium, two slow.
     - at least 8 samples a side in every tier: below that asv compare's Mann-Whitney test
       cannot reach p < 0.002 and no change, however large, is flagged by it.
     - medium / slow: warmup_time 0 (setup's checked call already warmed up); timeouts long

@@ -42,8 +42,7 @@ def benchmark_timer(run: Callable[[], object]) -> torch.utils.benchmark.Timer:
 
 
 # glibc mallopt parameters (malloc.h).
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4
-_MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # glibc's ceiling on 64-bit (HEAP_MAX_SIZE / 2)
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
 _TRIM_THRESHOLD = 2**31 - 1  # largest int mallopt takes: in practice never trim
 
 
@@ -55,17 +54,17 @@ def allocator_is_pinned() -> bool:
 
 
 def steady_allocator() -> bool:
-    """Pin glibc malloc's thresholds so every process times ops in the same allocator state.
+    """Pin glibc malloc so every process times ops in the same allocator state.
 
     By default glibc serves blocks over a *dynamic* threshold (128 KiB at start, raised as
     blocks are freed) with a fresh mmap and unmaps them on free, and trims the heap top. A
     multi-MB activation then costs thousands of page faults on every call, and how many
     depends on the process's allocation history: resnet18 vjp (small preset) took 20-37 ms
     with 1-13,000 faults per call across fresh processes, 22.4 ms with none once pinned.
-    Pinned, every block comes from the heap (no mmap at all: blocks over 32 MiB, e.g.
-    wav2letter's, would be mapped anew each call otherwise) and nothing is trimmed, so freed
-    memory is reused as in a long-running training process. Affects this process and
-    children forked after it; glibc offers no way back to the dynamic thresholds.
+    Pinned, every block comes from the heap (no mmap at all: pinning the threshold alone
+    is not enough, glibc caps it at 32 MiB and wav2letter's blocks are larger) and nothing
+    is trimmed, so freed memory is reused as in a long-running training process. Affects
+    this process and children forked after it; glibc offers no way back.
     Returns False (and changes nothing) where the C library is not glibc."""
     import ctypes
     import platform
@@ -74,9 +73,8 @@ def steady_allocator() -> bool:
         return False
     mallopt = ctypes.CDLL(None).mallopt
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    ok_mmap = mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)
-    ok_trim = mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
-    ok_max = mallopt(_M_MMAP_MAX, 0)
+    no_mmap = mallopt(_M_MMAP_MAX, 0)  # no block is ever mmapped, whatever the threshold
+    no_trim = mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
     global _pinned
-    _pinned = bool(ok_mmap and ok_trim and ok_max)
+    _pinned = bool(no_mmap and no_trim)
     return _pinned
