@@ -8,19 +8,25 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import time
 import venv
+from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
+SITE = f"lib/python{sys.version_info.major}.{sys.version_info.minor}/site-packages"
+ASV_ENV_DIR = ROOT / ".asv" / "env"  # asv.conf.json's env_dir
+TOOLS = ["asv==0.6.6", "virtualenv", "pytest"]
 # The versions the asv matrix pins too (asv.conf.json); pip takes torch/torchvision from local disk here.
-REQUIREMENTS = ["torch==2.14.1", "torchvision==0.29.1", "torchaudio==2.11.0", "scipy",
-                "asv==0.6.6", "virtualenv", "pytest"]
+REQUIREMENTS = ["torch==2.14.1", "torchvision==0.29.1", "torchaudio==2.11.0", "scipy", *TOOLS]
 STAMP = VENV / ".funcbench-requirements"
+# The asv environment's own tooling, which .venv has in its own version.
+NOT_SHARED = {"pip", "setuptools", "wheel"}
 
 
 def run(*cmd, **kwargs) -> None:
@@ -29,16 +35,52 @@ def run(*cmd, **kwargs) -> None:
 
 
 def ensure_venv() -> None:
-    """Create .venv and install what the suite needs, once (a stamp records what was installed)."""
+    """Create .venv and install what the suite needs, once (a stamp records what was installed).
+
+    torch & co. are ~5.6 GB and asv's matrix environment needs the same versions: asv installs
+    them there first, and .venv gets hard links to those files, so one copy sits on disk
+    (two copies plus pip's download caches filled a CI disk)."""
     wanted = "\n".join(REQUIREMENTS)
     if STAMP.exists() and STAMP.read_text() == wanted:
         return
     if not PYTHON.exists():
         venv.create(VENV, with_pip=True)
+    run(PYTHON, "-m", "pip", "install", "--quiet", *TOOLS)
+    run(PYTHON, "-m", "asv", "setup")  # the matrix environment(s) in .asv/env
+    for env_site in sorted(ASV_ENV_DIR.glob(f"*/{SITE}")):
+        linked = share_installed(env_site, VENV / SITE)
+        print(f"  linked {linked} files from {env_site.relative_to(ROOT)}", flush=True)
+    # Whatever the asv environment did not hold (another version, another Python) pip installs.
     run(PYTHON, "-m", "pip", "install", "--quiet", *REQUIREMENTS)
     # --no-deps: the heavy dependencies are installed above, never re-resolved.
     run(PYTHON, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "-e", ".")
     STAMP.write_text(wanted)
+
+
+def share_installed(source_site: Path, target_site: Path) -> int:
+    """Hard-link the distributions installed in ``source_site`` into ``target_site``; returns
+    the number of files linked. Each distribution's RECORD names its files, so pip in the
+    target sees them as installed. Files outside site-packages (console scripts, whose
+    shebang names the other interpreter) are left out; a distribution the target already
+    has is left alone; where no hard link can be made (another file system) it is copied."""
+    target_site.mkdir(parents=True, exist_ok=True)
+    present = {dist.metadata["Name"].lower() for dist in metadata.distributions(path=[str(target_site)])}
+    linked = 0
+    for dist in metadata.distributions(path=[str(source_site)]):
+        name = dist.metadata["Name"].lower()
+        if name in NOT_SHARED or name in present:
+            continue
+        for file in dist.files or ():
+            source, target = source_site / file, target_site / file
+            if file.parts[0] == ".." or not source.is_file() or target.exists():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(source, target)
+            except OSError:
+                shutil.copy2(source, target)
+            linked += 1
+    return linked
 
 
 ASV = (PYTHON, "-m", "asv")  # the .venv's asv: the version asv.conf.json was written for
@@ -93,6 +135,9 @@ def main() -> None:
     if extra and args.command != "test":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.pytest_args = extra
+    # pip's download cache would hold a third copy of torch & co. (~3.4 GB of wheels, once per
+    # pip version); each environment is installed once, so the cache saves nothing here.
+    os.environ.setdefault("PIP_NO_CACHE_DIR", "1")
     try:
         ensure_venv()
     except subprocess.CalledProcessError as error:

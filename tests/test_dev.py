@@ -1,0 +1,52 @@
+"""dev.py's install sharing: .venv gets hard links to the asv environment's torch & co."""
+from __future__ import annotations
+
+import importlib.util
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("funcbench_dev", ROOT / "dev.py")
+dev = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(dev)
+
+
+def _install_fake(site: Path, name: str, version: str, files: dict) -> None:
+    """A distribution as pip leaves it: its files, METADATA, and a RECORD naming them all."""
+    info = f"{name}-{version}.dist-info"
+    files = {**files, f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"}
+    for relative, text in files.items():
+        path = site / relative
+        if not relative.startswith(".."):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    record = [f"{relative},," for relative in files] + [f"{info}/RECORD,,"]
+    (site / info / "RECORD").write_text("\n".join(record) + "\n")
+
+
+def test_share_installed_links_files_and_metadata(tmp_path):
+    source, target = tmp_path / "env" / "site", tmp_path / "venv" / "site"
+    _install_fake(source, "demo", "1.0", {"demo/__init__.py": "x = 1\n", "demo/sub/data.bin": "abc",
+                                          "../../../bin/demo": "#!/other/python\n"})
+    _install_fake(source, "pip", "99.0", {"pip/__init__.py": ""})  # the env's own tooling
+
+    linked = dev.share_installed(source, target)
+
+    assert linked == 4  # two package files, METADATA, RECORD; not the script, not pip
+    for relative in ("demo/__init__.py", "demo/sub/data.bin", "demo-1.0.dist-info/RECORD"):
+        assert (target / relative).stat().st_ino == (source / relative).stat().st_ino
+    assert not (target / "pip").exists()
+    assert not (tmp_path / "bin" / "demo").exists() and not (tmp_path / "venv" / "bin").exists()
+    found = {d.metadata["Name"]: d.version for d in metadata.distributions(path=[str(target)])}
+    assert found == {"demo": "1.0"}  # what pip in .venv reads to call torch & co. installed
+    assert dev.share_installed(source, target) == 0  # already there: nothing relinked
+
+
+def test_share_installed_leaves_a_distribution_the_target_has(tmp_path):
+    source, target = tmp_path / "env", tmp_path / "venv"
+    _install_fake(source, "demo", "1.0", {"demo/__init__.py": "x = 1\n"})
+    _install_fake(target, "demo", "2.0", {"demo/__init__.py": "x = 2\n"})
+
+    assert dev.share_installed(source, target) == 0
+    assert (target / "demo" / "__init__.py").read_text() == "x = 2\n"
+    assert not (target / "demo-1.0.dist-info").exists()
