@@ -25,6 +25,8 @@ TOOLS = ["asv==0.6.6", "virtualenv", "pytest"]
 # The versions the asv matrix pins too (asv.conf.json); pip takes torch/torchvision from local disk here.
 REQUIREMENTS = ["torch==2.14.1", "torchvision==0.29.1", "torchaudio==2.11.0", "scipy", *TOOLS]
 STAMP = VENV / ".funcbench-requirements"
+# One installed copy (~5.7 GB) plus the downloaded wheels (~3.3 GB) pip holds until it is done.
+INSTALL_NEEDS_BYTES = 9e9
 # The asv environment's own tooling, which .venv has in its own version.
 NOT_SHARED = {"pip", "setuptools", "wheel"}
 
@@ -43,6 +45,10 @@ def ensure_venv() -> None:
     wanted = "\n".join(REQUIREMENTS)
     if STAMP.exists() and STAMP.read_text() == wanted:
         return
+    free = shutil.disk_usage(ROOT).free
+    if free < INSTALL_NEEDS_BYTES and not any(ASV_ENV_DIR.glob(f"*/{SITE}/torch")):
+        print(f"dev.py: warning: {free / 1e9:.1f} GB free here; installing torch & co. takes about "
+              f"{INSTALL_NEEDS_BYTES / 1e9:.0f} GB while pip downloads them", file=sys.stderr, flush=True)
     if not PYTHON.exists():
         venv.create(VENV, with_pip=True)
     run(PYTHON, "-m", "pip", "install", "--quiet", *TOOLS)
