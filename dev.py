@@ -39,7 +39,7 @@ def run(*cmd, **kwargs) -> None:
 def ensure_venv() -> None:
     """Create .venv and install what the suite needs, once (a stamp records what was installed).
 
-    torch & co. are ~5.6 GB and asv's matrix environment needs the same versions: asv installs
+    torch & co. are ~5.7 GB and asv's matrix environment needs the same versions: asv installs
     them there first, and .venv gets hard links to those files, so one copy sits on disk
     (two copies plus pip's download caches filled a CI disk)."""
     wanted = "\n".join(REQUIREMENTS)
@@ -145,7 +145,7 @@ def main() -> None:
     if extra and args.command != "test":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.pytest_args = extra
-    # pip's download cache would hold a third copy of torch & co. (~3.4 GB of wheels, once per
+    # pip's download cache would hold a third copy of torch & co. (~3.3 GB of wheels, once per
     # pip version); each environment is installed once, so the cache saves nothing here.
     os.environ.setdefault("PIP_NO_CACHE_DIR", "1")
     try:

@@ -5,6 +5,8 @@ import importlib.util
 from importlib import metadata
 from pathlib import Path
 
+from asv_helpers import load_conf
+
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("funcbench_dev", ROOT / "dev.py")
 dev = importlib.util.module_from_spec(_spec)
@@ -50,3 +52,7 @@ def test_share_installed_leaves_a_distribution_the_target_has(tmp_path):
     assert dev.share_installed(source, target) == 0
     assert (target / "demo" / "__init__.py").read_text() == "x = 2\n"
     assert not (target / "demo-1.0.dist-info").exists()
+
+
+def test_dev_links_from_the_env_dir_that_asv_conf_names():
+    assert ROOT / load_conf()["env_dir"] == dev.ASV_ENV_DIR
