@@ -12,10 +12,10 @@ Mapping to the original tables:
   otherwise the median asv stored and a variance derived from the interquartile range
   (``((q_75 - q_25) / 1.349) ** 2``, the variance of a normal distribution with that IQR).
 - model column: ``model_label(model, preset)``; task column: ``task_label(task, api)``. The
-  preset (and device) come from the environment variables asv recorded for the environment
-  (the matrix's ``env_nobuild`` FUNCBENCH_PRESET / FUNCBENCH_DEVICE) or from a benchmark
-  parameter of that name. ``-E existing:PYTHON`` environments ignore the matrix, so asv
-  records no variables for them: the suite's defaults apply (SUITE_DEFAULTS).
+  preset and device of a row come from its benchmark's ``preset`` / ``device`` parameters
+  (``-E existing:PYTHON`` environments ignore the matrix, so asv records no environment
+  variables for them), else from the variables asv recorded (the matrix's ``env_nobuild``
+  FUNCBENCH_PRESET / FUNCBENCH_DEVICE), else the suite's defaults (funcbench.config).
 - significance (compare): asv's own test, ``asv._stats.is_different`` (the one ``asv compare``
   uses): Mann-Whitney U on the samples when both sides recorded enough of them, otherwise
   whether the 99% confidence intervals overlap. A change it cannot tell from noise gets '~'.
@@ -34,17 +34,17 @@ import itertools
 import json
 import math
 import os
-import statistics
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .report import Key, Report, model_label
-from .tasks import APIS, TASKS, task_label
+from . import config
+from .measurement import METRICS, Measurement
+from .models.common import PRESETS
+from .registry import MODELS, Cell
+from .report import Key, Report
+from .tasks import APIS, TASKS
 
 RESULTS_API_VERSION = 2  # asv.results.Results.api_version in asv 0.6.x
 SELECTION_PREFIX = "asv:"
-PRESET_VAR, DEVICE_VAR = "FUNCBENCH_PRESET", "FUNCBENCH_DEVICE"
-# What the benchmarks use when the variable is unset (the case of `-E existing:PYTHON`).
-SUITE_DEFAULTS = {PRESET_VAR: "small", DEVICE_VAR: "cpu"}
 IQR_TO_SIGMA = 1.349  # interquartile range of a standard normal distribution
 SKIP_FILES = ("machine.json", "benchmarks.json")
 
@@ -72,27 +72,42 @@ class ResultFile:
     def short(self) -> str:
         return self.commit[:8]
 
-    def var(self, name: str) -> str:
-        return self.env_vars.get(name) or SUITE_DEFAULTS[name]
+    def var(self, setting: config.Setting) -> str:
+        """A FUNCBENCH_* variable asv recorded for the environment, or the suite's default."""
+        return self.env_vars.get(setting.name) or setting.default
 
     def sort_key(self):
         return (self.date or 0, self.started_at or 0)
 
-    def describe(self) -> str:
+    def describe(self, preset: Optional[str] = None, device: Optional[str] = None) -> str:
         return (f"commit {self.short} ({_date(self.date)}), machine {self.machine}, environment {self.env_name} "
-                f"(preset {self.var(PRESET_VAR)}, device {self.var(DEVICE_VAR)})")
+                f"(preset {preset or self.var(config.PRESET)}, device {device or self.var(config.DEVICE)})")
 
 
 @dataclasses.dataclass
 class AsvSide:
-    """One side of a comparison read from asv: the report plus asv's statistics per row."""
+    """One side of a comparison read from asv: the report, whose measurements carry asv's
+    statistics and samples per row."""
     source: ResultFile
     report: Report
-    stats: Dict[Key, Tuple[Optional[dict], Optional[list]]]  # key -> (stats, samples)
-    sampled: int = 0  # rows whose mean/var come from recorded samples
+    metric: str = "time"
     missing: List[str] = dataclasses.field(default_factory=list)  # cells whose benchmark failed
-    spec: str = ""  # the selection that named it, and notes on what its defaults chose
+    selection: str = ""  # the selection that named it, and notes on what its defaults chose
     notes: List[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def sampled(self) -> int:
+        """Rows whose mean/var come from recorded samples."""
+        return sum(m.samples is not None for m in self.report.measurements.values())
+
+    def identity(self) -> Tuple[str, str]:
+        """(preset, device) of the rows, from their params: the environment's variables are
+        empty for `-E existing` runs. Several values are listed; no rows: the environment's."""
+        found = [sorted({getattr(m, what) for m in self.report.measurements.values()}) for what in ("preset", "device")]
+        return tuple(", ".join(values) if values else "" for values in found)
+
+    def describe(self) -> str:
+        return self.source.describe(*self.identity())
 
 
 # ----------------------------------------------------------------------------- scanning
@@ -256,12 +271,8 @@ def _benchmark_param_names(results_dir: str) -> Dict[str, List[str]]:
 
 def _guess_names(values: Sequence[Sequence[object]]) -> List[str]:
     """Name parameters by their values when benchmarks.json does not have the benchmark."""
-    known = {"model": None, "task": set(TASKS), "api": set(APIS)}
-    try:
-        from .registry import MODELS
-        known["model"] = set(MODELS)
-    except Exception:  # pragma: no cover - the registry imports the models
-        known["model"] = set()
+    known = {"model": set(MODELS), "task": set(TASKS), "api": set(APIS), "preset": set(PRESETS),
+             "device": {"cpu", "cuda"}}
     names = []
     for index, column in enumerate(values):
         name = next((n for n, choices in known.items() if column and all(v in choices for v in column)), None)
@@ -269,23 +280,28 @@ def _guess_names(values: Sequence[Sequence[object]]) -> List[str]:
     return names
 
 
-def _order(key_parts):
-    model, task, api = key_parts
-    try:
-        from .registry import MODELS
-        models = list(MODELS)
-    except Exception:  # pragma: no cover
-        models = []
+def row_order(cell: Cell):
+    """Rows in the registry's order of models, tasks and APIs (unknown names last)."""
+    model, task, api = cell
     rank = lambda seq, v: seq.index(v) if v in seq else len(seq)  # noqa: E731
-    return (rank(models, model), str(model), rank(list(TASKS), task), str(task), rank(list(APIS), api), str(api))
+    return (rank(list(MODELS), model), str(model), rank(list(TASKS), task), str(task), rank(list(APIS), api), str(api))
 
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def read_side(results_dir: str, entry: ResultFile) -> AsvSide:
-    """The rows of one results file: only ``time_*`` benchmarks with model/task/api params."""
+# Which asv benchmarks hold each metric's values (method name -> metric).
+METRIC_METHODS = {"time": lambda method: method.startswith("time_"),
+                  "instructions": lambda method: method == "track_instructions"}
+CELL_PARAMS = ("model", "task", "api")
+
+
+def read_side(results_dir: str, entry: ResultFile, metric: str = "time") -> AsvSide:
+    """The rows of one results file for ``metric``: its benchmarks with model/task/api params
+    (``time_*`` for time, ``track_instructions`` for instructions)."""
+    if metric not in METRICS:
+        raise SelectionError(f"unknown metric {metric!r}; choose from: {', '.join(METRICS)}")
     try:
         from asv import util as asv_util
         from asv.results import Results
@@ -296,10 +312,10 @@ def read_side(results_dir: str, entry: ResultFile) -> AsvSide:
     except asv_util.UserError as error:
         raise SelectionError(str(error).splitlines()[0]) from None
     param_names = _benchmark_param_names(results_dir)
-    cells = []  # (order key, label key, mean, var, stats, samples, sampled)
+    measurements: List[Measurement] = []
     missing = []
     for name in sorted(results.get_all_result_keys()):
-        if not name.rsplit(".", 1)[-1].startswith("time_"):
+        if not METRIC_METHODS[metric](name.rsplit(".", 1)[-1]):
             continue
         params = results.get_result_params(name)
         if not params:
@@ -308,47 +324,41 @@ def read_side(results_dir: str, entry: ResultFile) -> AsvSide:
         names = param_names.get(name) or _guess_names(values)
         if len(names) != len(values):
             names = _guess_names(values)
-        if not {"model", "task", "api"} <= set(names):
-            continue
+        if not set(CELL_PARAMS) <= set(names) <= {*CELL_PARAMS, "preset", "device"}:
+            continue  # not a funcbench benchmark: its rows would not be one cell each
         result = results.get_result_value(name, params) or []
         stats = results.get_result_stats(name, params) or [None] * len(result)
         samples = results.get_result_samples(name, params) or [None] * len(result)
         for combo, value, stat, sample in zip(itertools.product(*values), result, stats, samples):
-            cell = dict(zip(names, combo))
-            preset = str(cell.pop("preset", None) or entry.var(PRESET_VAR))
-            cell.pop("device", None)
-            model, task, api = cell.pop("model"), cell.pop("task"), cell.pop("api")
-            extra = "".join(f" ({k}={v})" for k, v in cell.items())
-            key = (model_label(str(model), preset), task_label(str(task), str(api)) + extra)
+            named = dict(zip(names, combo))
+            cell = Cell(*(str(named[n]) for n in CELL_PARAMS))
+            preset = str(named.get("preset") or entry.var(config.PRESET))
+            device = str(named.get("device") or entry.var(config.DEVICE))
             if value is None:  # failed; nan = skipped (n/a: not a default task, unsupported)
-                missing.append(f"{key[0]} {key[1]}")
+                missing.append(str(cell))
             if not _is_number(value):
                 continue
             points = [s for s in (sample or []) if _is_number(s)]
             if points:
-                mean = statistics.fmean(points)
-                var = statistics.variance(points) if len(points) > 1 else 0.0
-            else:
-                mean = float(value)
-                q25, q75 = (stat or {}).get("q_25"), (stat or {}).get("q_75")
-                var = ((q75 - q25) / IQR_TO_SIGMA) ** 2 if _is_number(q25) and _is_number(q75) else 0.0
-            cells.append((_order((model, task, api)) + (extra,), key, mean, var, stat, points or None))
-    cells.sort(key=lambda c: c[0])
-    report, side_stats, sampled = Report(), {}, 0
-    for _, key, mean, var, stat, points in cells:
-        report.rows[key] = (mean, var)
-        side_stats[key] = (stat, points)
-        sampled += points is not None
-    return AsvSide(source=entry, report=report, stats=side_stats, sampled=sampled, missing=missing)
+                measurements.append(Measurement.from_samples(cell, preset, device, metric, points, stat))
+                continue
+            q25, q75 = (stat or {}).get("q_25"), (stat or {}).get("q_75")
+            var = ((q75 - q25) / IQR_TO_SIGMA) ** 2 if _is_number(q25) and _is_number(q75) else 0.0
+            measurements.append(Measurement(cell, preset, device, metric, float(value), var, None, stat))
+    report = Report()
+    for measurement in sorted(measurements, key=lambda m: row_order(m.cell)):
+        report.add(measurement)
+    return AsvSide(source=entry, report=report, metric=metric, missing=missing)
 
 
-def load(results_dir: str, commit=None, machine=None, environment=None) -> Tuple[AsvSide, List[str]]:
+def load(results_dir: str, commit=None, machine=None, environment=None,
+         metric: str = "time") -> Tuple[AsvSide, List[str]]:
     entry, notes = select(scan(results_dir), commit, machine, environment)
-    return read_side(results_dir, entry), notes
+    return read_side(results_dir, entry, metric), notes
 
 
-def load_selection(spec: str, results_dir: str) -> Tuple[AsvSide, List[str]]:
-    return load(results_dir, *parse_selection(spec))
+def load_selection(selection: str, results_dir: str, metric: str = "time") -> Tuple[AsvSide, List[str]]:
+    return load(results_dir, *parse_selection(selection), metric=metric)
 
 
 # ------------------------------------------------------------------------------ compare
@@ -357,20 +367,23 @@ def load_selection(spec: str, results_dir: str) -> Tuple[AsvSide, List[str]]:
 def not_significant(before, after) -> List[Key]:
     """Rows on both sides whose change asv's statistics cannot tell from noise.
 
-    Only rows that carry asv statistics on both sides are tested (a report file has none).
+    Only rows that carry asv statistics on both sides are tested (a report file has none, nor
+    has a track_* result such as an instruction count).
     """
     if not (isinstance(before, AsvSide) and isinstance(after, AsvSide)):
         return []
     from asv import _stats
 
     flagged = []
-    for key, (stats_b, samples_b) in before.stats.items():
-        if key not in after.stats:
+    for key, old in before.report.measurements.items():
+        new = after.report.measurements.get(key)
+        if new is None or not old.stats or not new.stats:
             continue
-        stats_a, samples_a = after.stats[key]
-        if not stats_b or not stats_a or not all(k in s for s in (stats_b, stats_a) for k in ("ci_99_a", "ci_99_b")):
+        if not all(k in s for s in (old.stats, new.stats) for k in ("ci_99_a", "ci_99_b")):
             continue
-        if not _stats.is_different(samples_b, samples_a, stats_b, stats_a):
+        old_samples = list(old.samples) if old.samples else None
+        new_samples = list(new.samples) if new.samples else None
+        if not _stats.is_different(old_samples, new_samples, old.stats, new.stats):
             flagged.append(key)
     return flagged
 
@@ -393,8 +406,8 @@ def listing(results_dir: str) -> str:
                 lines.append(f"  @{entry.machine}/{entry.env_name}  UNUSABLE: {entry.problem}")
                 continue
             torch_version = entry.requirements.get("torch")
-            lines.append(f"  @{entry.machine}/{entry.env_name}  preset {entry.var(PRESET_VAR)}, "
-                         f"device {entry.var(DEVICE_VAR)}, python {entry.python}"
+            lines.append(f"  @{entry.machine}/{entry.env_name}  preset {entry.var(config.PRESET)}, "
+                         f"device {entry.var(config.DEVICE)}, python {entry.python}"
                          + (f", torch {torch_version}" if torch_version else "")
                          + f", {entry.benchmarks} benchmarks, run {_date(entry.started_at)}")
     lines.append(f"select one with: funcbench report --commit C --machine M --environment E, "
@@ -404,11 +417,14 @@ def listing(results_dir: str) -> str:
 
 def heading(side: AsvSide) -> str:
     if not side.report.rows:
-        return f"asv results for {side.source.describe()}: no time_* results with model/task/api params"
+        return f"asv results for {side.describe()}: no {side.metric} results with model/task/api params"
+    if side.metric == "instructions":
+        return (f"asv results for {side.describe()}; instructions per call (track_instructions; var 0: asv "
+                f"keeps one count per cell):")
     how = ("mean and var of the recorded samples" if side.sampled == len(side.report.rows)
            else "mean = asv's median, var from the interquartile range (no --record-samples)" if not side.sampled
            else f"{side.sampled} of {len(side.report.rows)} rows from recorded samples")
-    return f"asv results for {side.source.describe()}; {how}:"
+    return f"asv results for {side.describe()}; {how}:"
 
 
 __all__ = ["AsvSide", "ResultFile", "SelectionError", "heading", "is_selection", "listing",

@@ -16,9 +16,10 @@ from typing import List, Optional, Sequence
 import torch
 
 from . import asv_results, registry
+from .measurement import Measurement
 from .models.common import DEFAULT_SEED, PRESETS
-from .registry import MODELS, Unsupported, UnknownName
-from .report import Report, ReportFormatError, compare, model_label
+from .registry import MODELS, Cell, Unsupported, UnknownName
+from .report import Report, ReportFormatError, compare
 from .tasks import APIS, TASKS, assert_consistent, task_label
 from .timing import allocator_is_pinned, steady_allocator, time_calls
 
@@ -91,7 +92,7 @@ def pick_device(args) -> str:
         raise UsageError(str(error)) from None
 
 
-def planned_cells(args):
+def planned_cells(args) -> List[Cell]:
     model_filter = _filter_tokens(args.model_filter, tuple(MODELS), "model")
     task_filter = _filter_tokens(args.task_filter, TASKS, "task")
     apis = APIS if args.api == "both" else (args.api,)
@@ -104,7 +105,7 @@ def planned_cells(args):
                 continue
             for api in apis:
                 if task in registry.selected_tasks(model, api, args.run_slow_tasks):
-                    cells.append((model, task, api))
+                    cells.append(Cell(model, task, api))
     return cells
 
 
@@ -125,17 +126,18 @@ def cmd_run(args) -> int:
             f"{args.num_threads} threads, {args.num_iters} iterations")
     report, failures, results = Report(), [], {}
     started = time.perf_counter()
-    for index, (model, task, api) in enumerate(cells, start=1):
-        if index > 1 and model != cells[index - 2][0]:
+    for index, cell in enumerate(cells, start=1):
+        model, task, api = cell
+        if index > 1 and model != cells[index - 2].model:
             registry.forget_builds()  # one model's weights and activations in memory at a time
         prefix = f"[{index}/{len(cells)}] {model} {task_label(task, api)}"
         try:
             case = registry.prepare(model, task, api, device, args.preset, args.seed)
             result = case.run_checked()  # warm-up and correctness guard in one call
-            if api == "func" and (model, task, "autograd") in results:
-                assert_consistent(task, results.pop((model, task, "autograd")), result)
-            elif api == "autograd" and args.api == "both" and (model, task, "func") in cells:
-                results[(model, task, api)] = result
+            if api == "func" and Cell(model, task, "autograd") in results:
+                assert_consistent(task, results.pop(Cell(model, task, "autograd")), result)
+            elif api == "autograd" and args.api == "both" and Cell(model, task, "func") in cells:
+                results[cell] = result
             times = time_calls(case.run, args.num_iters, device)
         except Unsupported as error:
             _stderr(f"{prefix}: skipped: {error}")
@@ -144,9 +146,8 @@ def cmd_run(args) -> int:
             failures.append(f"{model} {task_label(task, api)}")
             _stderr(f"{prefix}: FAILED: {type(error).__name__}: {_first_line(error)}")
             continue
-        report.add(model_label(model, args.preset), task_label(task, api), times)
-        _stderr(f"{prefix}: mean {report.rows[(model_label(model, args.preset), task_label(task, api))][0]:.6f} s "
-                f"({time.perf_counter() - started:.0f} s elapsed)")
+        key = report.add(Measurement.from_samples(cell, args.preset, device, "time", times))
+        _stderr(f"{prefix}: mean {report.rows[key][0]:.6f} s ({time.perf_counter() - started:.0f} s elapsed)")
     text = report.to_markdown()
     print(f"Results for preset {args.preset} on {device} ({platform.node()}), torch {torch.__version__}, "
           f"{args.num_threads} threads, {args.num_iters} iterations, seed {args.seed}, malloc {args.malloc}:\n")
@@ -172,16 +173,16 @@ def read_report(path: str) -> Report:
         raise UsageError(str(error)) from None
 
 
-def load_side(spec: str, args):
+def load_side(selection: str, args):
     """One side of a comparison: a report file, or an asv selection asv:COMMIT[@MACHINE][/ENV]
     of --results-dir (an asv_results.AsvSide, which carries asv's statistics too)."""
-    if not asv_results.is_selection(spec):
-        return read_report(spec)
+    if not asv_results.is_selection(selection):
+        return read_report(selection)
     try:
-        side, notes = asv_results.load_selection(spec, args.results_dir)
+        side, notes = asv_results.load_selection(selection, args.results_dir)
     except asv_results.SelectionError as error:
-        raise UsageError(f"{spec}: {error}") from None
-    side.spec, side.notes = spec, notes  # said by _report once both sides loaded (errors stay one line)
+        raise UsageError(f"{selection}: {error}") from None
+    side.selection, side.notes = selection, notes  # said by _report once both sides loaded (errors stay one line)
     return side
 
 
@@ -198,7 +199,7 @@ def _report(side) -> Report:
     """The table of a side; an asv side says on stderr which results file it read."""
     if not isinstance(side, asv_results.AsvSide):
         return side
-    _stderr(f"{side.spec} = {side.source.describe()}" + "".join(f"; {note}" for note in side.notes))
+    _stderr(f"{side.selection} = {side.source.describe()}" + "".join(f"; {note}" for note in side.notes))
     return side.report
 
 

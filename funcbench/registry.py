@@ -8,13 +8,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
+from .config import TIERS
 from .models.common import DEFAULT_SEED, PRESETS, check_preset
-from .tasks import (APIS, FAST_TASKS, FUNC_UNSUPPORTED, IMPLEMENTATIONS, TASKS, check_result,
+from .tasks import (APIS, FUNC_UNSUPPORTED, IMPLEMENTATIONS, TASKS, VECTOR_PRODUCT_TASKS, check_result,
                     draw_v)
 
 NO_DOUBLE_BACKWARD = "no double backward (cuDNN-style RNN): only vjp"
@@ -32,13 +33,41 @@ class UnknownName(ValueError):
     """A model, task, API, preset or device name that does not exist; names the choices."""
 
 
+class Cell(NamedTuple):
+    """One (model, task, API): what a report row, an asv parameter set and a result are about.
+    Written ``model:task:api`` on command lines and in FUNCBENCH_INJECT_SLOWDOWN."""
+    model: str
+    task: str
+    api: str
+
+    def __str__(self) -> str:
+        return f"{self.model}:{self.task}:{self.api}"
+
+    @classmethod
+    def parse(cls, text: str) -> "Cell":
+        parts = text.split(":")
+        if len(parts) != 3:
+            raise UnknownName(f"{text!r} is not model:task:api")
+        model, task, api = parts
+        model_spec(model), check_task(task), check_api(api)
+        return cls(model, task, api)
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
     getter: str  # "module:function", imported on first use so a missing package hides one model
     default_tasks: Tuple[str, ...]
+    # Cost tier (config.TIERS): how heavy one op is (small preset, 2-core CPU: light <= 15 ms,
+    # medium <= 0.6 s). The asv suite takes sample counts and timeouts from it; it is not part
+    # of any benchmark's name, so moving a model to another tier keeps its history.
+    tier: str
     unsupported: Dict[str, str] = dataclasses.field(default_factory=dict)  # task -> why, both APIs
     func_unsupported: Dict[str, str] = dataclasses.field(default_factory=dict)  # task -> why, torch.func
     requires: Tuple[str, ...] = ()  # importable packages beyond torch
+
+    def __post_init__(self):
+        if self.tier not in TIERS:  # a typo must not silently land a model in some tier
+            raise ValueError(f"tier {self.tier!r} of {self.getter}: choose from {', '.join(TIERS)}")
 
     def supported_tasks(self, api: str) -> Tuple[str, ...]:
         return tuple(t for t in TASKS if unsupported_reason_for(self, t, api) is None)
@@ -56,16 +85,20 @@ def unsupported_reason_for(spec: ModelSpec, task: str, api: str) -> Optional[str
 _NO_HESSIANS = {t: NO_DOUBLE_BACKWARD for t in TASKS if t not in ("vjp", "jacobian", "jacrev")}
 
 MODELS: Dict[str, ModelSpec] = {
-    "wav2letter": ModelSpec("funcbench.models.audio:get_wav2letter", FAST_TASKS, requires=("torchaudio",)),
-    "deepspeech": ModelSpec("funcbench.models.deepspeech:get_deepspeech", ("vjp",), unsupported=_NO_HESSIANS,
+    "wav2letter": ModelSpec("funcbench.models.audio:get_wav2letter", VECTOR_PRODUCT_TASKS, "medium",
+                            requires=("torchaudio",)),
+    "deepspeech": ModelSpec("funcbench.models.deepspeech:get_deepspeech", ("vjp",), "heavy", unsupported=_NO_HESSIANS,
                             func_unsupported={t: DEEPSPEECH_FUNC for t in TASKS}),
-    "transformer": ModelSpec("funcbench.models.text:get_transformer", FAST_TASKS),
-    "multiheadattn": ModelSpec("funcbench.models.text:get_multiheadattn", FAST_TASKS),
-    "ppl_simple_reg": ModelSpec("funcbench.models.ppl:get_ppl_simple_reg", TASKS),
-    "ppl_robust_reg": ModelSpec("funcbench.models.ppl:get_ppl_robust_reg", TASKS),
-    "resnet18": ModelSpec("funcbench.models.vision:get_resnet18", FAST_TASKS, requires=("torchvision",)),
-    "fcn_resnet": ModelSpec("funcbench.models.vision:get_fcn_resnet", FAST_TASKS, requires=("torchvision",)),
-    "detr": ModelSpec("funcbench.models.detr:get_detr", FAST_TASKS, requires=("torchvision", "scipy")),
+    "transformer": ModelSpec("funcbench.models.text:get_transformer", VECTOR_PRODUCT_TASKS, "medium"),
+    "multiheadattn": ModelSpec("funcbench.models.text:get_multiheadattn", VECTOR_PRODUCT_TASKS, "light"),
+    "ppl_simple_reg": ModelSpec("funcbench.models.ppl:get_ppl_simple_reg", TASKS, "light"),
+    "ppl_robust_reg": ModelSpec("funcbench.models.ppl:get_ppl_robust_reg", TASKS, "light"),
+    "resnet18": ModelSpec("funcbench.models.vision:get_resnet18", VECTOR_PRODUCT_TASKS, "medium",
+                          requires=("torchvision",)),
+    "fcn_resnet": ModelSpec("funcbench.models.vision:get_fcn_resnet", VECTOR_PRODUCT_TASKS, "heavy",
+                            requires=("torchvision",)),
+    "detr": ModelSpec("funcbench.models.detr:get_detr", VECTOR_PRODUCT_TASKS, "heavy",
+                      requires=("torchvision", "scipy")),
 }
 
 
@@ -75,7 +108,7 @@ def _choose(kind: str, name: str, choices: Sequence[str]) -> str:
     return name
 
 
-def spec(model: str) -> ModelSpec:
+def model_spec(model: str) -> ModelSpec:
     return MODELS[_choose("model", model, tuple(MODELS))]
 
 
@@ -94,7 +127,7 @@ def check_preset_name(preset: str) -> str:
 @functools.lru_cache(maxsize=None)
 def unavailable_reason(model: str) -> Optional[str]:
     """Why this model cannot be built in this environment (a package fails to import), or None."""
-    for package in spec(model).requires:
+    for package in model_spec(model).requires:
         try:
             importlib.import_module(package)
         except Exception as error:  # any import failure (OSError from a broken .so included)
@@ -103,20 +136,20 @@ def unavailable_reason(model: str) -> Optional[str]:
 
 
 def unsupported_reason(model: str, task: str, api: str) -> Optional[str]:
-    return unsupported_reason_for(spec(model), check_task(task), check_api(api))
+    return unsupported_reason_for(model_spec(model), check_task(task), check_api(api))
 
 
 def selected_tasks(model: str, api: str, run_slow_tasks: bool = False) -> Tuple[str, ...]:
     """The tasks a run does: the model's defaults, or every supported task with slow tasks on."""
-    model_spec = spec(model)
-    supported = model_spec.supported_tasks(api)
+    spec = model_spec(model)
+    supported = spec.supported_tasks(api)
     if run_slow_tasks:
         return supported
-    return tuple(t for t in model_spec.default_tasks if t in supported)
+    return tuple(t for t in spec.default_tasks if t in supported)
 
 
 def getter(model: str) -> Callable:
-    module, function = spec(model).getter.split(":")
+    module, function = model_spec(model).getter.split(":")
     return getattr(importlib.import_module(module), function)
 
 
@@ -167,6 +200,10 @@ class Case:
     forward: Callable[..., Tensor]
     params: Tuple[Tensor, ...]
     v: object
+
+    @property
+    def cell(self) -> Cell:
+        return Cell(self.model, self.task, self.api)
 
     def run(self):
         return IMPLEMENTATIONS[self.api][self.task](self.forward, self.params, self.v)

@@ -7,8 +7,10 @@ with each other. Rows of a non-full preset carry it in the model column
 from __future__ import annotations
 
 import dataclasses
-import statistics
 from typing import Dict, Iterable, Optional, Sequence, Tuple
+
+from .measurement import Measurement
+from .tasks import task_label
 
 REPORT_HEADER = ("model", "task", "mean", "var")
 COMPARE_HEADER = ("model", "task", "speedup", "mean (before)", "var (before)", "mean (after)", "var (after)")
@@ -25,6 +27,12 @@ def model_label(model: str, preset: str) -> str:
     return model if preset == FULL_PRESET else f"{model}[{preset}]"
 
 
+def row_key(measurement: Measurement) -> Key:
+    """The (model, task) columns of a measurement's row, as the original script wrote them."""
+    cell = measurement.cell
+    return model_label(cell.model, measurement.preset), task_label(cell.task, cell.api)
+
+
 def _line(cells: Iterable[object]) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |\n"
 
@@ -35,13 +43,18 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
 
 @dataclasses.dataclass
 class Report:
-    """Mean and variance (seconds) of per-iteration times, per (model label, task label)."""
+    """Mean and variance of per-call values (seconds, or instructions), per (model label, task
+    label); ``measurements`` keeps the full Measurement of rows that came from one (a report
+    file read back has only the two numbers)."""
     rows: Dict[Key, Tuple[float, float]] = dataclasses.field(default_factory=dict)
+    measurements: Dict[Key, Measurement] = dataclasses.field(default_factory=dict)
 
-    def add(self, model: str, task: str, times: Sequence[float]) -> None:
-        # Variance as the original: torch.var's unbiased estimate; 0 for a single sample.
-        var = statistics.variance(times) if len(times) > 1 else 0.0
-        self.rows[(model, task)] = (statistics.fmean(times), var)
+    def add(self, measurement: Measurement) -> Key:
+        # mean and var as the original: torch.var's unbiased estimate; 0 for a single value.
+        key = row_key(measurement)
+        self.rows[key] = (measurement.mean, measurement.var)
+        self.measurements[key] = measurement
+        return key
 
     def to_markdown(self) -> str:
         return _table(REPORT_HEADER, [(m, t, mean, var) for (m, t), (mean, var) in self.rows.items()])

@@ -17,7 +17,9 @@ from torch import Tensor
 
 TASKS = ("vjp", "jvp", "vhp", "hvp", "jacobian", "hessian",
          "jacrev", "jacfwd", "hessian_revrev", "hessian_fwdrev")
-FAST_TASKS = ("vjp", "vhp", "jvp")  # the original's default for the deep models
+# The original's default tasks for the deep models (the ppl models run all); the others are
+# the "slow tasks" of --run-slow-tasks.
+VECTOR_PRODUCT_TASKS = ("vjp", "vhp", "jvp")
 APIS = ("autograd", "func")
 API_LABELS = {"autograd": "torch.autograd.functional", "func": "torch.func"}
 

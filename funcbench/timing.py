@@ -6,6 +6,7 @@ wait for and the plain ``timeit`` clock is used, so CPU timings never touch CUDA
 """
 from __future__ import annotations
 
+import contextlib
 import timeit
 from typing import Callable, List
 
@@ -78,3 +79,14 @@ def steady_allocator() -> bool:
     global _pinned
     _pinned = bool(no_mmap and no_trim)
     return _pinned
+
+
+@contextlib.contextmanager
+def threads(count: int):
+    """torch's intra-op thread count set to ``count`` inside the block, restored after it."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

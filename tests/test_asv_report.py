@@ -28,8 +28,8 @@ pytest.importorskip("asv")
 
 MACHINE = "box"
 # time_op of both APIs plus one peakmem_op (which must stay out of the table).
-BENCH = r"^benchmarks\.Fast\.(time_op|peakmem_op)\('ppl_simple_reg', 'vjp'"
-OLD_BENCH = r"^benchmarks\.Fast\.time_op\('ppl_simple_reg', 'vjp', 'autograd'"
+BENCH = r"^benchmarks\.(ppl_simple_reg|Memory)\.(time_op|peakmem_op)\('ppl_simple_reg', 'vjp'"
+OLD_BENCH = r"^benchmarks\.ppl_simple_reg\.time_op\('ppl_simple_reg', 'vjp', 'autograd'"
 SLOW_CELL = ("ppl_simple_reg[small]", "functorch vjp")
 FAST_CELL = ("ppl_simple_reg[small]", "vjp")
 PYTHON_A = str(Path(sys.executable).parent / "python")
@@ -80,7 +80,7 @@ def raw_samples(path, api):
     """The samples asv recorded for ppl_simple_reg vjp <api>, straight from the results file."""
     data = json.loads(Path(path).read_text())
     columns = data["result_columns"]
-    row = data["results"]["benchmarks.Fast.time_op"]
+    row = data["results"]["benchmarks.ppl_simple_reg.time_op"]
     params = [[json.loads(v.replace("'", '"')) for v in column] for column in row[columns.index("params")]]
     index = list(itertools.product(*params)).index(("ppl_simple_reg", "vjp", api, "small", "cpu"))
     return row[columns.index("samples")][index]

@@ -12,31 +12,45 @@ import shutil
 import pytest
 import torch
 
-from asv_helpers import (ROOT, SMALL_BENCH, asv, env_python, load_conf, result_files,
-                         shared_suite, write_conf)
+from asv_helpers import ROOT, SMALL_BENCH, asv, env_python, result_files, shared_suite, write_conf
 from benchmarks import benchmarks as suite_module
-from funcbench import registry
+from funcbench import registry, suite
+from funcbench.config import load_asv_conf
 from funcbench.tasks import APIS
 
 
 @pytest.fixture(scope="session")
-def suite(tmp_path_factory):
+def asv_run(tmp_path_factory):
     return shared_suite(tmp_path_factory.getbasetemp())
 
 
-def _classes():
-    return [getattr(suite_module, name) for name in dir(suite_module) if not name.startswith("_")
-            and isinstance(getattr(suite_module, name), type) and hasattr(getattr(suite_module, name), "time_op")]
+def _time_classes():
+    return [getattr(suite_module, model) for model in registry.MODELS]
 
 
-def test_every_default_cell_is_in_exactly_one_class():
+def test_one_time_class_per_model_named_after_it_with_its_tiers_policy():
+    # Benchmark names carry the model, never the tier: re-tiering keeps a model's history.
     cells = []
-    for cls in _classes():
+    for model, cls in zip(registry.MODELS, _time_classes()):
+        assert cls.__name__ == model and hasattr(cls, "time_op")
         models, tasks, apis, presets, devices = cls.params
-        assert presets == ["small", "full"] and devices == ["cpu", "cuda"]
+        assert models == [model] and presets == ["small", "full"] and devices == ["cpu", "cuda"]
+        policy = suite.TIER_POLICIES[registry.model_spec(model).tier]
+        assert {k: getattr(cls, k) for k in policy} == policy
+        assert cls.version == str(suite.POLICY_VERSION)  # no tier attribute in the version
         cells += [(m, t, a) for m in models for t in tasks for a in apis if t in registry.selected_tasks(m, a)]
     expected = [(m, t, a) for m in registry.MODELS for a in APIS for t in registry.selected_tasks(m, a)]
     assert sorted(cells) == sorted(expected)
+    for one_round in (suite_module.Memory, suite_module.CostRatio, suite_module.CudaMemory):
+        assert one_round.rounds == 1 and one_round.params[0] == list(registry.MODELS)
+
+
+def test_timed_methods_are_one_line():
+    import inspect
+    for method in (suite_module._TimeOp.time_op, suite_module.Memory.peakmem_op,
+                   suite_module.CostRatio.track_cost_ratio, suite_module.CudaMemory.track_cuda_peak_memory):
+        body = [line for line in inspect.getsource(method).splitlines()[1:] if line.strip()]
+        assert len(body) == 1, body
 
 
 def test_import_does_not_touch_cuda():
@@ -46,14 +60,14 @@ def test_import_does_not_touch_cuda():
 def test_cuda_memory_is_skipped_on_cpu(monkeypatch):
     monkeypatch.setenv("FUNCBENCH_DEVICE", "cpu")
     with pytest.raises(NotImplementedError):
-        suite_module.CudaMemoryFast().setup("ppl_simple_reg", "vjp", "autograd", "small", "cpu")
+        suite_module.CudaMemory().setup("ppl_simple_reg", "vjp", "autograd", "small", "cpu")
 
 
-def test_non_default_and_unsupported_cells_are_skipped():
-    with pytest.raises(NotImplementedError):  # multiheadattn runs only the fast tasks by default
-        suite_module.Fast().setup("multiheadattn", "hessian", "autograd", "small", "cpu")
-    with pytest.raises(NotImplementedError):  # deepspeech has no torch.func vjp
-        suite_module.Slow().setup("deepspeech", "vjp", "func", "small", "cpu")
+def test_non_default_and_unsupported_cells_are_skipped_with_their_reason():
+    with pytest.raises(NotImplementedError, match="not a default task"):
+        suite_module.multiheadattn().setup("multiheadattn", "hessian", "autograd", "small", "cpu")
+    with pytest.raises(NotImplementedError, match="Cannot access data pointer"):
+        suite_module.deepspeech().setup("deepspeech", "vjp", "func", "small", "cpu")
 
 
 def test_only_the_runs_preset_and_device_are_measured(monkeypatch):
@@ -61,22 +75,40 @@ def test_only_the_runs_preset_and_device_are_measured(monkeypatch):
     # keep small/full and cpu/cuda apart; the environment picks which ones run.
     monkeypatch.setenv("FUNCBENCH_PRESET", "small")
     monkeypatch.setenv("FUNCBENCH_DEVICE", "cpu")
-    suite_module.Fast().setup("ppl_simple_reg", "vjp", "autograd", "small", "cpu")
+    suite_module.ppl_simple_reg().setup("ppl_simple_reg", "vjp", "autograd", "small", "cpu")
     for preset, device in (("full", "cpu"), ("small", "cuda"), ("full", "cuda")):
         with pytest.raises(NotImplementedError, match="FUNCBENCH_PRESET=small"):
-            suite_module.Fast().setup("ppl_simple_reg", "vjp", "autograd", preset, device)
+            suite_module.ppl_simple_reg().setup("ppl_simple_reg", "vjp", "autograd", preset, device)
 
 
 def test_injected_slowdown_is_off_by_default_and_parsed(monkeypatch):
-    monkeypatch.delenv(suite_module.INJECT_SLOWDOWN_VAR, raising=False)
-    assert suite_module.injected_slowdown("ppl_simple_reg", "vjp", "func") == 1.0
-    monkeypatch.setenv(suite_module.INJECT_SLOWDOWN_VAR, "ppl_simple_reg:vjp:func:3")
-    assert suite_module.injected_slowdown("ppl_simple_reg", "vjp", "func") == 3.0
-    assert suite_module.injected_slowdown("ppl_simple_reg", "vjp", "autograd") == 1.0
+    cell = registry.Cell("ppl_simple_reg", "vjp", "func")
+    monkeypatch.delenv("FUNCBENCH_INJECT_SLOWDOWN", raising=False)
+    assert suite.injected_factor(cell) == 1.0
+    monkeypatch.setenv("FUNCBENCH_INJECT_SLOWDOWN", "ppl_simple_reg:vjp:func:3")
+    assert suite.injected_factor(cell) == 3.0
+    assert suite.injected_factor(cell._replace(api="autograd")) == 1.0
+
+
+def test_injected_work_is_real_work_of_the_asked_size(monkeypatch):
+    # Work, not sleep, so that it shows in instruction counts too: spin() costs CPU time.
+    import time
+    start_cpu = time.process_time()
+    suite.spin(2_000_000)
+    assert time.process_time() - start_cpu > 0.005
+    assert suite.spin_iterations(1.5, op_cost=2.0, iteration_cost=0.01) == 100
+    assert suite.spin_iterations(1.0, op_cost=2.0, iteration_cost=0.01) == 0
+    monkeypatch.setenv("FUNCBENCH_INJECT_SLOWDOWN", "ppl_simple_reg:vjp:autograd:2")
+    suite.forget_prepared()
+    try:
+        prepared = suite.prepared("ppl_simple_reg", "vjp", "autograd", "small", "cpu")
+        assert prepared.extra_iterations > 0 and prepared.call is not prepared.op
+    finally:
+        suite.forget_prepared()
 
 
 def test_conf_pins_the_matrix_and_device_identity():
-    conf = load_conf()
+    conf = load_asv_conf()
     assert conf["matrix"]["req"]["torch"] == ["2.14.1"]
     assert conf["matrix"]["env_nobuild"] == {"FUNCBENCH_DEVICE": ["cpu"], "FUNCBENCH_PRESET": ["small"]}
     assert "--no-deps" in conf["build_command"][0] and "--no-deps" in conf["install_command"][0]
@@ -88,68 +120,89 @@ def _results(path):
     return data, {name: dict(zip(columns, row)) for name, row in data["results"].items()}
 
 
-def test_results_json_of_both_commits(suite):
-    files = result_files(suite["work"], "cpu-box")
+def test_results_json_of_both_commits(asv_run):
+    files = result_files(asv_run["work"], "cpu-box")
     assert len(files) == 2, files
-    assert {json.loads(f.read_text())["commit_hash"] for f in files} == set(suite["commits"])
+    assert {json.loads(f.read_text())["commit_hash"] for f in files} == set(asv_run["commits"])
     for path in files:
         data, results = _results(path)
         assert "FUNCBENCH_DEVICEcpu" in data["env_name"] and "FUNCBENCH_PRESETsmall" in data["env_name"]
         assert data["params"]["machine"] == "cpu-box"
-        for name in ("benchmarks.Fast.time_op", "benchmarks.Fast.peakmem_op", "benchmarks.Fast.track_cost_ratio"):
+        # The subset: ppl_simple_reg and multiheadattn vjp, both APIs.
+        for name, cls, count in (("benchmarks.ppl_simple_reg.time_op", suite_module.ppl_simple_reg, 2),
+                                 ("benchmarks.multiheadattn.time_op", suite_module.multiheadattn, 2),
+                                 ("benchmarks.Memory.peakmem_op", suite_module.Memory, 4),
+                                 ("benchmarks.CostRatio.track_cost_ratio", suite_module.CostRatio, 4)):
             entry = results[name]
-            assert entry["params"] == [[repr(v) for v in p] for p in suite_module.Fast.params]
+            assert entry["params"] == [[repr(v) for v in p] for p in cls.params]
             measured = [v for v in entry["result"] if v is not None and not math.isnan(v)]
-            # The subset: ppl_simple_reg and multiheadattn vjp, both APIs.
-            assert len(measured) == 4, (name, entry["result"])
+            assert len(measured) == count, (name, entry["result"])
             assert all(math.isfinite(v) and v > 0 for v in measured)
-            assert entry["version"]
-        ratio = [v for v in results["benchmarks.Fast.track_cost_ratio"]["result"] if v is not None and not math.isnan(v)]
+            assert entry["version"] == str(suite.POLICY_VERSION)
+        ratio = [v for v in results["benchmarks.CostRatio.track_cost_ratio"]["result"]
+                 if v is not None and not math.isnan(v)]
         assert all(0.1 < r < 1000 for r in ratio), ratio
-    machine = json.loads((suite["work"] / "results" / "cpu-box" / "machine.json").read_text())
+    machine = json.loads((asv_run["work"] / "results" / "cpu-box" / "machine.json").read_text())
     assert machine["machine"] == "cpu-box"
-    benchmarks = json.loads((suite["work"] / "results" / "benchmarks.json").read_text())
-    assert benchmarks["benchmarks.Fast.track_cost_ratio"]["unit"] == "ratio"
+    benchmarks = json.loads((asv_run["work"] / "results" / "benchmarks.json").read_text())
+    assert benchmarks["benchmarks.CostRatio.track_cost_ratio"]["unit"] == "ratio"
 
 
-def test_published_html(suite):
-    html = suite["work"] / "html"
+def test_published_html(asv_run):
+    html = asv_run["work"] / "html"
     assert (html / "index.html").is_file()
     index = json.loads((html / "index.json").read_text())
-    assert "benchmarks.Fast.time_op" in index["benchmarks"]
+    assert "benchmarks.ppl_simple_reg.time_op" in index["benchmarks"]
     assert set(index["params"]["machine"]) == {"cpu-box", "gpu-box"}  # two boxes, one dashboard
-    graphs = list((html / "graphs").rglob("benchmarks.Fast.time_op.json"))
-    assert graphs, "no graph data for benchmarks.Fast.time_op"
+    graphs = list((html / "graphs").rglob("benchmarks.ppl_simple_reg.time_op.json"))
+    assert graphs, "no graph data for benchmarks.ppl_simple_reg.time_op"
 
 
-def test_compare_two_commits(suite):
-    first, second = suite["commits"]
-    out = asv(suite["conf"], "compare", first, second, "--machine", "cpu-box", home=suite["home"])
-    assert "benchmarks.Fast.time_op" in out or "Fast.time_op" in out, out
+def test_compare_two_commits(asv_run):
+    first, second = asv_run["commits"]
+    out = asv(asv_run["conf"], "compare", first, second, "--machine", "cpu-box", home=asv_run["home"])
+    assert "ppl_simple_reg.time_op" in out, out
 
 
-def test_results_of_two_boxes_merge_by_copying(suite, tmp_path):
+def test_results_of_two_boxes_merge_by_copying(asv_run, tmp_path):
     """The README's recipe: each box has its own results/<machine>/; copy them into one results/
     and publish. Here the second box's results come from an existing environment."""
     other = tmp_path / "other-box"
-    other_conf = write_conf(tmp_path / "asv.conf.json", suite["repo"], other)
-    asv(other_conf, "machine", "--yes", "--machine", "box-b", home=suite["home"])
-    asv(other_conf, "run", "-E", f"existing:{env_python(suite['conf'])}", "--set-commit-hash",
-        suite["commits"][1], "--machine", "box-b", "--bench", SMALL_BENCH, home=suite["home"])
+    other_conf = write_conf(tmp_path / "asv.conf.json", asv_run["repo"], other)
+    asv(other_conf, "machine", "--yes", "--machine", "box-b", home=asv_run["home"])
+    asv(other_conf, "run", "-E", f"existing:{env_python(asv_run['conf'])}", "--set-commit-hash",
+        asv_run["commits"][1], "--machine", "box-b", "--bench", SMALL_BENCH, home=asv_run["home"])
     merged = tmp_path / "merged"
-    merged_conf = write_conf(tmp_path / "merged.json", suite["repo"], merged)
-    shutil.copytree(suite["work"] / "results", merged / "results")
+    merged_conf = write_conf(tmp_path / "merged.json", asv_run["repo"], merged)
+    shutil.copytree(asv_run["work"] / "results", merged / "results")
     shutil.copytree(other / "results" / "box-b", merged / "results" / "box-b")
-    asv(merged_conf, "publish", home=suite["home"])
+    asv(merged_conf, "publish", home=asv_run["home"])
     index = json.loads((merged / "html" / "index.json").read_text())
     assert {"cpu-box", "gpu-box", "box-b"} <= set(index["params"]["machine"])
 
 
-def test_asv_check(suite):
-    out = asv(suite["conf"], "check", "-E", f"existing:{env_python(suite['conf'])}", home=suite["home"])
+def test_asv_check(asv_run):
+    out = asv(asv_run["conf"], "check", "-E", f"existing:{env_python(asv_run['conf'])}", home=asv_run["home"])
     assert "Traceback" not in out, out
 
 
 def test_project_conf_is_the_tested_conf():
     # The tests use the project's asv.conf.json with only paths redirected.
-    assert load_conf(ROOT / "asv.conf.json")["environment_type"] == "virtualenv"
+    assert load_asv_conf(ROOT / "asv.conf.json")["environment_type"] == "virtualenv"
+
+
+@pytest.mark.parametrize("variable, value, words", [
+    ("FUNCBENCH_PRESET", "huge", "funcbench: FUNCBENCH_PRESET='huge' is not valid; use small or full"),
+    ("FUNCBENCH_DEVICE", "bogus", "funcbench: FUNCBENCH_DEVICE='bogus' is not valid; use cpu, cuda or cuda:N"),
+    pytest.param("FUNCBENCH_DEVICE", "cuda", "funcbench: FUNCBENCH_DEVICE=cuda asked for, but this machine has no "
+                 "CUDA device", marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is here")),
+])
+def test_a_run_that_would_measure_nothing_fails_at_discovery(asv_run, variable, value, words):
+    """Every cell n/a would be an empty, green run: asv's discovery stops with one line instead."""
+    with pytest.raises(AssertionError) as failed:
+        asv(asv_run["conf"], "run", "-E", f"existing:{env_python(asv_run['conf'])}", "--set-commit-hash",
+            asv_run["commits"][1], "--machine", "cpu-box", "--bench", SMALL_BENCH, home=asv_run["home"],
+            env={variable: value})
+    output = str(failed.value)
+    assert "failed (1)" in output.splitlines()[0]
+    assert words in [line.strip() for line in output.splitlines()] and "Traceback" not in output

@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from funcbench.cli import main
+from funcbench.measurement import Measurement
+from funcbench.registry import Cell
 from funcbench.report import Report, compare
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,8 +107,9 @@ def test_report_text_is_parsed_back_exactly():
 
 def test_presets_never_match_between_reports():
     small, full = Report(), Report()
-    small.add("wav2letter[small]", "vjp", [1.0, 1.0])
-    full.add("wav2letter", "vjp", [2.0, 2.0])
+    cell = Cell("wav2letter", "vjp", "autograd")
+    small.add(Measurement.from_samples(cell, "small", "cpu", "time", [1.0, 1.0]))
+    full.add(Measurement.from_samples(cell, "full", "cpu", "time", [2.0, 2.0]))
     assert "None" in compare(small, full).splitlines()[2]
 
 

@@ -5,12 +5,12 @@ import pytest
 import torch
 
 from funcbench import registry
-from funcbench.tasks import APIS, FAST_TASKS, TASKS
+from funcbench.tasks import APIS, TASKS, VECTOR_PRODUCT_TASKS
 
 
 def test_default_tasks_are_the_originals():
     for model in ("resnet18", "fcn_resnet", "detr", "wav2letter", "transformer", "multiheadattn"):
-        assert set(registry.selected_tasks(model, "autograd")) == set(FAST_TASKS)
+        assert set(registry.selected_tasks(model, "autograd")) == set(VECTOR_PRODUCT_TASKS)
     for model in ("ppl_simple_reg", "ppl_robust_reg"):
         assert set(registry.selected_tasks(model, "autograd")) == set(TASKS)
     assert registry.selected_tasks("deepspeech", "autograd") == ("vjp",)
@@ -82,3 +82,20 @@ def test_both_apis_see_the_same_v():
     assert all(torch.equal(x, y) for x, y in zip(a.v, b.v))
     assert all(x.shape == p.shape for x, p in zip(a.v, a.params))
     assert APIS == ("autograd", "func")
+
+
+def test_every_model_has_a_tier_and_a_typo_is_refused():
+    from funcbench.config import TIERS
+    assert {registry.model_spec(m).tier for m in registry.MODELS} <= set(TIERS)
+    with pytest.raises(ValueError, match="tier 'fats'"):
+        registry.ModelSpec("funcbench.models.ppl:get_ppl_simple_reg", ("vjp",), "fats")
+
+
+def test_a_cell_is_written_model_task_api_and_read_back_checked():
+    cell = registry.Cell("ppl_simple_reg", "vjp", "func")
+    assert str(cell) == "ppl_simple_reg:vjp:func" and registry.Cell.parse(str(cell)) == cell
+    assert registry.prepare(*cell).cell == cell
+    for bad, words in (("ppl_simple_reg:vjp", "is not model:task:api"), ("alexnet:vjp:func", "unknown model"),
+                       ("ppl_simple_reg:vjp:jax", "unknown api")):
+        with pytest.raises(registry.UnknownName, match=words):
+            registry.Cell.parse(bad)

@@ -52,11 +52,12 @@ def test_importing_the_suite_leaves_nothing_to_import_for_a_benchmark_process():
     script = textwrap.dedent("""
         import sys
         sys.path.insert(0, "benchmarks")
-        import benchmarks as suite
+        import benchmarks
+        from funcbench import suite
         before = set(sys.modules)
         for model, task, api in [("ppl_simple_reg", "hessian", "func"), ("multiheadattn", "vhp", "autograd"),
                                  ("resnet18", "vjp", "func")]:
-            suite.cell(model, task, api, "small", "cpu")
+            suite.prepared(model, task, api, "small", "cpu").call()
         print(sorted(m for m in set(sys.modules) - before if not m.startswith("funcbench")))
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,

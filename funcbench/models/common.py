@@ -10,7 +10,7 @@ from torch import Tensor, nn
 Forward = Callable[..., Tensor]
 GetterReturnType = Tuple[Forward, Tuple[Tensor, ...]]
 
-PRESETS = ("small", "full")
+from ..config import PRESETS  # noqa: F401  (re-exported: the getters' presets)
 DEFAULT_SEED = 0
 
 

@@ -1,0 +1,159 @@
+"""``python -m funcbench.audit``: parse the arguments, run the parts, write audit.md/audit.json."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+from .. import config, registry, suite
+from ..asv_driver import Workspace, git_hash, load_avg, measured
+from . import reference, runs, stats
+from .markdown import markdown
+
+PARTS = ("fidelity", "noise", "sensitivity", "cost", "gpu")
+MACHINE = "funcbench-audit"
+DEFAULT_FACTORS = (1.0, 1.05, 1.1, 1.25, 1.5)  # 1.0: the control
+# One cell of the light tier and one of the medium tier.
+DEFAULT_SENSITIVITY_CELLS = ("multiheadattn:vjp:autograd", "transformer:vjp:autograd")
+METHODS = {"time": ("time_op", 1.1), "instructions": ("track_instructions", 1.01)}  # metric -> (method, factor)
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not argparse's usage block
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    parser = Parser(prog="python -m funcbench.audit", description="Measure the asv suite: fidelity, noise, "
+                                                                   "sensitivity, cost, GPU timing.")
+    parser.add_argument("--part", default="all", help=f"all, or a comma-separated list of: {', '.join(PARTS)}")
+    parser.add_argument("--bench", action="append", default=[],
+                        help="asv --bench regex for fidelity/noise/cost runs (default: the whole suite)")
+    parser.add_argument("--out", help="folder for audit.json, audit.md and the asv work files "
+                                      "(default: a temporary folder, removed)")
+    parser.add_argument("--device", default=config.get(config.DEVICE))
+    parser.add_argument("--preset", default=config.get(config.PRESET))
+    parser.add_argument("--cells", default=",".join(DEFAULT_SENSITIVITY_CELLS),
+                        help="sensitivity cells, model:task:api, comma separated")
+    parser.add_argument("--factors", default=",".join(map(str, DEFAULT_FACTORS)))
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--metric", choices=tuple(METHODS), default="time",
+                        help="sensitivity: time_op with asv compare --factor 1.1, or track_instructions with 1.01")
+    parser.add_argument("--no-quick", action="store_true", help="cost: skip the asv run --quick timing")
+    args = parser.parse_args(argv)
+    args.parts = PARTS if args.part == "all" else tuple(p for p in PARTS if p in args.part.split(","))
+    unknown = set(args.part.split(",")) - set(PARTS) - {"all"}
+    if unknown or not args.parts:
+        parser.error(f"--part: choose all or from {', '.join(PARTS)} (got {args.part!r})")
+    try:
+        args.cell_list = [registry.Cell.parse(c) for c in args.cells.split(",") if c]
+        args.factor_list = [float(f) for f in args.factors.split(",")]
+    except (registry.UnknownName, ValueError) as error:
+        parser.error(str(error))
+    return args
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    parts = args.parts
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="funcbench-audit-"))
+    out.mkdir(parents=True, exist_ok=True)
+    base, head = git_hash("HEAD~1"), git_hash("HEAD")
+    # The torch.utils.benchmark reference runs in this process: time it under the suite's
+    # allocator policy, or fidelity would compare two allocators rather than two harnesses.
+    from ..timing import steady_allocator
+    steady_allocator()
+    report: dict = dict(commit=head, device=args.device, preset=args.preset, parts=list(parts),
+                        started=time.strftime("%Y-%m-%d %H:%M:%S"), load_start=load_avg())
+    bench_args = "".join(f" --bench '{b}'" for b in args.bench)
+    command = f"python -m funcbench.audit --part {args.part}{bench_args} --device {args.device}"
+
+    def log(message: str) -> None:
+        print(message, flush=True)
+
+    def save() -> None:
+        (out / "audit.json").write_text(json.dumps(report, indent=2, default=str))
+        (out / "audit.md").write_text(markdown(report))
+
+    ws: Optional[Workspace] = None
+    if set(parts) & {"fidelity", "noise", "sensitivity", "cost"}:
+        ws = Workspace(out / "asv", device=args.device, preset=args.preset, machine=MACHINE)
+
+    run_a = run_b = None
+    if "noise" in parts or "cost" in parts:
+        log(f"asv run of {base[:8]} (bench: {args.bench or 'whole suite'}), load {load_avg()}")
+        run_a = ws.run(base, args.bench)
+        log(f"  {run_a.wall_s:.0f} s")
+    if "fidelity" in parts:
+        if run_a is None:
+            run_a = ws.run(base, args.bench or ["time_op"])
+            log(f"asv run for fidelity: {run_a.wall_s:.0f} s")
+        times = measured(ws.values(base))
+        log(f"fidelity: timing {len(times)} cells with torch.utils.benchmark, load {load_avg()}")
+        rows = reference.fidelity_rows(times, args.device, args.preset)
+        report["fidelity"] = dict(command=command, asv_wall_s=run_a.wall_s, harness=reference.harness_overhead_us(),
+                                  load=f"{run_a.load_before} -> {load_avg()}", rows=rows,
+                                  summary=stats.fidelity_summary(rows))
+        save()
+    if "noise" in parts or "cost" in parts:
+        log(f"asv run of {head[:8]}, load {load_avg()}")
+        run_b = ws.run(head, args.bench)
+        log(f"  {run_b.wall_s:.0f} s")
+        if "fidelity" in report:
+            report["fidelity"]["bracketed"] = stats.bracket_fidelity(report["fidelity"]["rows"],
+                                                                     measured(ws.values(head)))
+            save()
+    if "noise" in parts:
+        rows = ws.compare(base, head, 1.1)
+        report["noise"] = dict(command=command, wall_s=[run_a.wall_s, run_b.wall_s],
+                               load=f"{run_a.load_before} -> {run_b.load_after}",
+                               summary=stats.noise_summary(rows),
+                               flagged=[dataclasses.asdict(r) for r in rows if r.mark in ("+", "-")])
+        save()
+    if "cost" in parts:
+        runs_cost = {f"suite, {r.commit[:8]}": dict(dataclasses.asdict(r), **stats.cost_summary(
+            ws.values(r.commit), ws.durations(r.commit), r)) for r in (run_a, run_b)}
+        if not args.no_quick:
+            log(f"asv run --quick, load {load_avg()}")
+            quick = ws.run(head, args.bench, quick=True)
+            runs_cost["--quick"] = dict(wall_s=quick.wall_s, load=f"{quick.load_before} -> {quick.load_after}")
+            log(f"  {quick.wall_s:.0f} s")
+        for r in runs_cost.values():
+            r.pop("output", None)
+        report["cost"] = dict(command=command, runs=runs_cost)
+        save()
+    if "sensitivity" in parts:
+        method, factor = METHODS[args.metric]
+        load0 = load_avg()
+        rows = runs.sensitivity(ws, args.cell_list, args.factor_list, args.reps, base, head, method=method,
+                                compare_factor=factor, log=log)
+        report["sensitivity"] = dict(
+            command=f"python -m funcbench.audit --part sensitivity --metric {args.metric} --cells {args.cells} "
+                    f"--factors {args.factors} --reps {args.reps}",
+            method=method, compare_factor=factor, load=f"{load0} -> {load_avg()}", rows=rows,
+            smallest_reliable=stats.smallest_reliable(rows))
+        save()
+    if "gpu" in parts:
+        result = reference.gpu_rows(args.device, args.preset, suite.default_cells())
+        if result is None:
+            log("gpu: no CUDA device here")
+        report["gpu"] = result
+        save()
+
+    save()
+    print(markdown(report))
+    if not args.out:
+        shutil.rmtree(out, ignore_errors=True)
+    else:
+        print(f"\nwritten: {out / 'audit.md'}, {out / 'audit.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

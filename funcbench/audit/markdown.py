@@ -1,0 +1,104 @@
+"""The audit's report as markdown (the tables the README quotes)."""
+from __future__ import annotations
+
+
+def _count(value) -> str:
+    return "n/a" if value is None or value != value else f"{value:,.0f}"
+
+
+def _ms(seconds) -> str:
+    if seconds is None or seconds != seconds:
+        return "n/a"
+    return f"{seconds * 1e3:.3f}" if seconds < 0.01 else f"{seconds * 1e3:.1f}"
+
+
+def markdown(report: dict) -> str:
+    lines = [f"Audit of {report['commit'][:8]} ({report['device']}, preset {report['preset']}), "
+             f"started {report['started']}, load at start {report['load_start']}.", ""]
+    if "fidelity" in report:
+        f = report["fidelity"]
+        lines += ["### Fidelity: asv time_op / torch.utils.benchmark", "",
+                  f"`{f['command']}` (asv run: {f['asv_wall_s']:.0f} s, load {f['load']})", "",
+                  "| cell | tier | asv median (ms) | torch blocked_autorange median (ms) | ratio | overhead (µs) "
+                  "| torch timeit(1) median (ms) | ratio to it | asv samples | load (1 min) |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in sorted(f["rows"], key=lambda r: (r["tier"], r["cell"])):
+            lines.append(f"| {r['cell']} | {r['tier']} | {_ms(r['asv_s'])} | {_ms(r['torch_s'])} | "
+                         f"{r['ratio']:.3f} | {r['overhead_us']:+.0f} | {_ms(r['torch_single_s'])} | "
+                         f"{r['ratio_single']:.3f} | {r['samples']} | {r['load'].split('/')[0]} |")
+        s = f["summary"]
+        med_ratio = "n/a" if s["median_ratio_ge_1ms"] is None else f"{s['median_ratio_ge_1ms']:.3f}"
+        med_over = "n/a" if s["median_overhead_us_sub_ms"] is None else f"{s['median_overhead_us_sub_ms']:+.0f} µs"
+        med_single = "n/a" if s["median_ratio_single_ge_1ms"] is None else f"{s['median_ratio_single_ge_1ms']:.3f}"
+        over_single = "n/a" if s["median_overhead_us_sub_ms_single"] is None else f"{s['median_overhead_us_sub_ms_single']:+.0f} µs"
+        lines += ["", f"Cells ≥ 1 ms: {s['in_goal_ge_1ms']}/{s['cells_ge_1ms']} within 0.95–1.05 of blocked_autorange "
+                  f"(median ratio {med_ratio}), {s['in_goal_ge_1ms_single']}/{s['cells_ge_1ms']} of timeit(1) "
+                  f"(median {med_single}); sub-ms cells: {s['cells_sub_ms']}, median overhead {med_over} "
+                  f"vs blocked_autorange, {over_single} vs timeit(1).", ""]
+        b = f.get("bracketed")
+        if b and b["cells_ge_1ms"]:
+            lo, hi = b["range_ge_1ms"]
+            over = "n/a" if b["median_overhead_us_sub_ms"] is None else f"{b['median_overhead_us_sub_ms']:+.0f} µs"
+            lines += [f"Bracketed (geometric mean of the asv runs before and after the reference, which "
+                      f"cancels the machine's drift between them): cells ≥ 1 ms {b['in_goal_ge_1ms']}/"
+                      f"{b['cells_ge_1ms']} within 0.95–1.05, median ratio {b['median_ratio_ge_1ms']:.3f}, "
+                      f"range {lo:.3f}–{hi:.3f}; sub-ms cells median overhead {over}.", ""]
+        h = f.get("harness")
+        if h:
+            lines += [f"Harness overhead per timed sample (no-op op, min of single calls): time_op "
+                      f"{h['time_op_noop_us']:.2f} µs vs bare call {h['bare_noop_us']:.2f} µs = "
+                      f"{h['overhead_us']:+.2f} µs.", ""]
+    if "noise" in report:
+        n = report["noise"]
+        lines += ["### Noise: same code run twice, `asv compare --factor 1.1`", "",
+                  f"`{n['command']}` (runs: {n['wall_s'][0]:.0f} s, {n['wall_s'][1]:.0f} s; load {n['load']})", "",
+                  "| benchmark | compared | false regressions | false improvements | beyond 1.1× but not significant | not comparable (versions differ) |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for method, c in sorted(n["summary"].items()):
+            lines.append(f"| {method} | {c['compared']} | {c['false_regressions']} | {c['false_improvements']} | "
+                         f"{c['not_significant_beyond_factor']} | {c['not_comparable']} |")
+        if n["flagged"]:
+            lines += ["", "Flagged: " + "; ".join(f"{r['mark']} {r['ratio']} {r['name']}" for r in n["flagged"])]
+        lines.append("")
+    if "sensitivity" in report:
+        s = report["sensitivity"]
+        method, factor = s.get("method", "time_op"), s.get("compare_factor", 1.1)
+        unit, show = ("instructions", _count) if method == "track_instructions" else ("ms", _ms)
+        lines += [f"### Sensitivity: injected work vs base, {method}, `asv compare --factor {factor}`", "",
+                  f"`{s['command']}` (load {s['load']})", "",
+                  f"| cell | factor | flagged | asv ratios | base ({unit}) | load (1 min) |",
+                  "|---|---:|---:|---|---|---|"]
+        for r in s["rows"]:
+            control = " (control)" if r["factor"] == 1.0 else ""
+            lines.append(f"| {r['cell']} | {r['factor']}{control} | {r['flagged']}/{r['reps']} | "
+                         f"{', '.join(r['ratios'])} | {', '.join(show(b) for b in r['base'])} | "
+                         f"{', '.join(map(str, r['loads']))} |")
+        lines += ["", "Smallest factor flagged in every repetition (and every larger one): " +
+                  ", ".join(f"{c}: {v}" for c, v in s["smallest_reliable"].items()), ""]
+    if "cost" in report:
+        c = report["cost"]
+        lines += ["### Cost", "", f"`{c['command']}`", "",
+                  "| run | wall (s) | in benchmark processes (s) | timed samples (s) | outside samples | load |",
+                  "|---|---:|---:|---:|---:|---|"]
+        for label, r in c["runs"].items():
+            lines.append(f"| {label} | {r['wall_s']:.0f} | {r.get('benchmark_durations_s', float('nan')):.0f} | "
+                         f"{r.get('timed_samples_s', float('nan')):.1f} | "
+                         f"{'n/a' if r.get('outside_samples_share') is None else format(r['outside_samples_share'], '.0%')} | "
+                         f"{r['load']} |")
+        for label, r in c["runs"].items():
+            if r.get("per_tier"):
+                lines += ["", f"Per tier ({label}): " + "; ".join(
+                    f"{t}: {v['asv_duration_s']:.0f} s in asv, {v['timed_s']:.1f} s timed"
+                    for t, v in sorted(r["per_tier"].items()))]
+        lines.append("")
+    if "gpu" in report:
+        g = report["gpu"]
+        lines += ["### GPU: CUDA events vs synchronised wall time", ""]
+        if g is None:
+            lines += ["no CUDA device here", ""]
+        else:
+            lines += ["| cell | events (ms) | wall (ms) | wall/events |", "|---|---:|---:|---:|"]
+            lines += [f"| {r['cell']} | {_ms(r['events_s'])} | {_ms(r['wall_s'])} | {r['wall_over_events']:.3f} |"
+                      for r in g]
+            lines.append("")
+    return "\n".join(lines)

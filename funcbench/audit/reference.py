@@ -1,0 +1,111 @@
+"""The audit's reference: the suite's ops timed with torch.utils.benchmark in this process."""
+from __future__ import annotations
+
+import importlib.util
+import statistics
+import time
+import timeit
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from .. import registry, suite, timing
+from ..asv_driver import load_avg
+from ..config import ROOT
+from ..registry import Cell
+from .stats import fidelity_row
+
+
+def torch_medians(cell: Cell, device: str, preset: str, min_run_time: float = 0.5) -> Tuple[float, float]:
+    """The op timed by torch.utils.benchmark, warmed up first: (blocked_autorange median,
+    median of single-call ``Timer.timeit(1)`` measurements). blocked_autorange's median is a
+    median of block means, so every preemption inside a block counts; the single-call median,
+    like asv's median of single-call samples (number = 1), drops the preempted calls. On a
+    quiet machine both agree; their gap is a measure of the load while auditing."""
+    with timing.threads(suite.THREADS):  # fidelity compares harnesses, not thread counts
+        case = registry.prepare(*cell, device=device, preset=preset)
+        case.run_checked()
+        timer = timing.benchmark_timer(case.run)
+        blocked = timer.blocked_autorange(min_run_time=min_run_time).median
+        calls = max(5, min(200, int(min_run_time / max(blocked, 1e-6))))
+        single = statistics.median(timer.timeit(1).median for _ in range(calls))
+    return blocked, single
+
+
+def fidelity_rows(asv_times: Dict[Cell, dict], device: str, preset: str) -> List[dict]:
+    """One row per cell: asv's time_op median against the reference timed now."""
+    rows = []
+    for cell, entry in asv_times.items():
+        blocked, single = torch_medians(cell, device, preset)
+        rows.append(fidelity_row(cell, entry, blocked, single, load_avg()))
+    return rows
+
+
+def load_benchmarks_module():
+    """The asv suite module, loaded from its file (no sys.path change). Importing it applies
+    the suite's process policy (steady allocator, pre-imports) to this process, as the audit's
+    reference timing wants anyway."""
+    spec = importlib.util.spec_from_file_location("funcbench_asv_benchmarks", ROOT / "benchmarks" / "benchmarks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def harness_overhead_us(calls: int = 20000) -> dict:
+    """What the suite adds to one timed sample, with a no-op op: the generated ``time_op``
+    called the way asv_runner calls it (``timeit`` with number = 1 per sample), minus the bare
+    no-op. Setup (the cached look-up) runs outside the timed sample, so it is not part of it."""
+    benchmarks = load_benchmarks_module()
+
+    def noop():
+        return None
+
+    bench = getattr(benchmarks, next(iter(registry.MODELS)))()
+    bench.call = suite.Prepared(case=None, op=noop, first_call_s=0.0).call
+    params = (next(iter(registry.MODELS)), "vjp", "autograd", "small", "cpu")
+
+    def per_call(stmt) -> float:
+        timer = timeit.Timer(stmt)
+        return min(timer.timeit(1) for _ in range(calls))  # number = 1, as in the suite
+
+    harness, bare = per_call(lambda: bench.time_op(*params)), per_call(noop)
+    return dict(time_op_noop_us=harness * 1e6, bare_noop_us=bare * 1e6, overhead_us=(harness - bare) * 1e6)
+
+
+def cuda_events_vs_wall(case: registry.Case, iters: int = 20) -> Optional[dict]:
+    """Median op time by CUDA events and by synchronised wall time; None without CUDA."""
+    import torch
+
+    if not torch.cuda.is_available() or torch.device(case.device).type != "cuda":
+        return None
+    case.run_checked()
+    torch.cuda.synchronize(case.device)
+    events, walls = [], []
+    for _ in range(iters):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize(case.device)
+        t0 = time.perf_counter()
+        start.record()
+        case.run()
+        end.record()
+        torch.cuda.synchronize(case.device)
+        walls.append(time.perf_counter() - t0)
+        events.append(start.elapsed_time(end) / 1e3)
+    event_s, wall_s = statistics.median(events), statistics.median(walls)
+    return dict(cell=str(case.cell), events_s=event_s, wall_s=wall_s, wall_over_events=wall_s / event_s)
+
+
+def gpu_rows(device: str, preset: str, cells: Sequence[Cell]) -> Optional[List[dict]]:
+    """CUDA events vs wall time for every cell that runs on CUDA; None without CUDA."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    dev = device if device.startswith("cuda") else "cuda"
+    rows = []
+    with timing.threads(suite.THREADS):
+        for cell in cells:
+            try:
+                case = registry.prepare(*cell, device=dev, preset=preset)
+            except registry.Unsupported:
+                continue
+            rows.append(cuda_events_vs_wall(case))
+    return rows

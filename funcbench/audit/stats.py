@@ -1,0 +1,126 @@
+"""The audit's figures, computed from asv's results and the reference timings (no I/O here)."""
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Dict, List, Optional, Sequence
+
+from .. import registry
+from ..asv_driver import CompareRow, Run, split_name
+from ..registry import Cell
+
+FIDELITY_BAND = (0.95, 1.05)  # the goal: asv within 5 % of the reference
+SUB_MS = 1e-3  # below this, a ratio says little and the overhead in µs is reported instead
+
+
+def fidelity_row(cell: Cell, entry: dict, blocked_s: float, single_s: float, load: str) -> dict:
+    suite_s = entry["value"]
+    return dict(cell=str(cell), tier=registry.model_spec(cell.model).tier, asv_s=suite_s,
+                torch_s=blocked_s, ratio=suite_s / blocked_s, overhead_us=(suite_s - blocked_s) * 1e6,
+                torch_single_s=single_s, ratio_single=suite_s / single_s,
+                samples=len(entry["samples"] or ()), load=load)
+
+
+def _median(values: Sequence[float]) -> Optional[float]:
+    return statistics.median(values) if values else None
+
+
+def band_summary(ratios: Sequence[float], overheads_us: Sequence[float]) -> dict:
+    """Cells >= 1 ms: how many ratios fall in FIDELITY_BAND, their median and range; sub-ms
+    cells: the median overhead in µs."""
+    low, high = FIDELITY_BAND
+    return dict(cells_ge_1ms=len(ratios), in_goal_ge_1ms=sum(low <= r <= high for r in ratios),
+                median_ratio_ge_1ms=_median(ratios), range_ge_1ms=(min(ratios), max(ratios)) if ratios else None,
+                cells_sub_ms=len(overheads_us), median_overhead_us_sub_ms=_median(overheads_us))
+
+
+def fidelity_summary(rows: List[dict]) -> dict:
+    """The band summary against blocked_autorange, plus the same against single-call timeit."""
+    big = [r for r in rows if r["torch_s"] >= SUB_MS]
+    small = [r for r in rows if r["torch_s"] < SUB_MS]
+    summary = band_summary([r["ratio"] for r in big], [r["overhead_us"] for r in small])
+    single = band_summary([r["ratio_single"] for r in big],
+                          [(r["asv_s"] - r["torch_single_s"]) * 1e6 for r in small])
+    summary.update(cells=len(rows), in_goal_ge_1ms_single=single["in_goal_ge_1ms"],
+                   median_ratio_single_ge_1ms=single["median_ratio_ge_1ms"],
+                   median_overhead_us_sub_ms_single=single["median_overhead_us_sub_ms"])
+    return summary
+
+
+def bracket_fidelity(rows: List[dict], asv_times_after: Dict[Cell, dict]) -> dict:
+    """Adds to each row the ratio of the geometric mean of the asv runs before and after the
+    reference (torch is timed between them) to the reference: the VM's speed drifts by several
+    per cent over minutes, and a reference timed only after one asv run reads that drift as
+    harness error. Returns the band summary of the bracketed ratios."""
+    for row in rows:
+        after = asv_times_after.get(registry.Cell.parse(row["cell"]))
+        if after is not None:
+            row["asv_after_s"] = after["value"]
+            row["ratio_bracketed"] = math.sqrt(row["asv_s"] * after["value"]) / row["torch_s"]
+    bracketed = [r for r in rows if "ratio_bracketed" in r]
+    return band_summary([r["ratio_bracketed"] for r in bracketed if r["torch_s"] >= SUB_MS],
+                        [(math.sqrt(r["asv_s"] * r["asv_after_s"]) - r["torch_s"]) * 1e6
+                         for r in bracketed if r["torch_s"] < SUB_MS])
+
+
+def noise_summary(rows: List[CompareRow]) -> dict:
+    """Per benchmark method: rows compared, false regressions and improvements, and rows beyond
+    the factor that asv's test did not call significant."""
+    by_method: Dict[str, Dict[str, int]] = {}
+    for row in rows:
+        method = split_name(row.name)[0].rsplit(".", 1)[-1]
+        counts = by_method.setdefault(method, dict(compared=0, false_regressions=0, false_improvements=0,
+                                                   not_significant_beyond_factor=0, not_comparable=0))
+        if row.mark == "x":  # benchmark versions differ: asv refuses to compare
+            counts["not_comparable"] += 1
+            continue
+        if row.ratio in ("n/a", "") or row.mark == "!":
+            continue
+        counts["compared"] += 1
+        counts["false_regressions"] += row.mark == "+"
+        counts["false_improvements"] += row.mark == "-"
+        counts["not_significant_beyond_factor"] += row.ratio.startswith("~")
+    return by_method
+
+
+def cost_summary(values: Dict[str, dict], durations: Dict[str, float], run: Run) -> dict:
+    """Wall time of one run and how much of it the timed samples account for, per tier."""
+    sampled = 0.0
+    per_tier: Dict[str, dict] = {}
+
+    def tier_of(cell: Optional[Cell], bench: str) -> str:
+        return registry.model_spec(cell.model).tier if cell else bench.split(".")[1]
+
+    for name, entry in values.items():
+        bench, cell = split_name(name)
+        if not bench.endswith(".time_op") or not entry["samples"]:
+            continue
+        number = (entry["stats"] or {}).get("number", 1) or 1
+        seconds = sum(entry["samples"]) * number
+        sampled += seconds
+        per_tier.setdefault(tier_of(cell, bench), dict(timed_s=0.0, asv_duration_s=0.0))["timed_s"] += seconds
+    durations = {k: v for k, v in durations.items() if k.startswith("benchmarks.")}  # not '<build>'
+    for key, seconds in durations.items():
+        model = key.split(".")[1]
+        tier = registry.model_spec(model).tier if model in registry.MODELS else model  # one-round classes by name
+        per_tier.setdefault(tier, dict(timed_s=0.0, asv_duration_s=0.0))["asv_duration_s"] += seconds
+    in_benchmarks = sum(durations.values())
+    return dict(wall_s=run.wall_s, timed_samples_s=sampled, benchmark_durations_s=in_benchmarks,
+                outside_samples_share=1 - sampled / run.wall_s if run.wall_s else None,
+                outside_benchmarks_share=1 - in_benchmarks / run.wall_s if run.wall_s else None,
+                per_tier=per_tier, load=f"{run.load_before} -> {run.load_after}")
+
+
+def smallest_reliable(rows: List[dict]) -> Dict[str, Optional[float]]:
+    """Per cell, the smallest factor from which on every larger factor was flagged in every
+    repetition (the control, factor 1.0, never counts)."""
+    out: Dict[str, Optional[float]] = {}
+    for cell in dict.fromkeys(r["cell"] for r in rows):
+        found = None
+        for row in sorted((r for r in rows if r["cell"] == cell and r["factor"] > 1.0), key=lambda r: -r["factor"]):
+            if row["flagged"] == row["reps"]:
+                found = row["factor"]
+            else:
+                break
+        out[cell] = found
+    return out

@@ -1,0 +1,81 @@
+"""The suite's settings, read in one place (this module imports no torch): FUNCBENCH_* environment variables and asv.conf.json.
+
+Like scikit-learn's ``get_from_config``: every variable is declared once here with its default
+and what it accepts, and the asv suite, the results reader, the audit and the CLI ask this
+module rather than ``os.environ``. A bad value raises ``SettingError`` with one line that
+names the valid values.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from pathlib import Path
+from typing import Mapping, Optional, Tuple
+
+
+ROOT = Path(__file__).resolve().parents[1]  # the repository: asv.conf.json, benchmarks/
+PRESETS = ("small", "full")  # model input sizes; full = the original's
+TIERS = ("light", "medium", "heavy")  # cost tiers of models (registry.ModelSpec.tier)
+
+
+class SettingError(ValueError):
+    """A FUNCBENCH_* variable with a value the suite cannot use: one line for the user."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str
+    accepts: str  # what a valid value looks like, for the error message
+    pattern: str  # a full match of this regular expression is valid
+
+    def parse(self, value: str) -> str:
+        if re.fullmatch(self.pattern, value) is None:
+            raise SettingError(f"{self.name}={value!r} is not valid; use {self.accepts}")
+        return value
+
+
+PRESET = Setting("FUNCBENCH_PRESET", "small", " or ".join(PRESETS), "|".join(map(re.escape, PRESETS)))
+DEVICE = Setting("FUNCBENCH_DEVICE", "cpu", "cpu, cuda or cuda:N", r"cpu|cuda(:\d+)?")
+# Which cost tiers track_instructions counts: counting under callgrind costs ~150x the op's
+# time, affordable by default for the light tier only (README, "Instruction counts").
+INSTRUCTION_TIERS = Setting("FUNCBENCH_INSTRUCTION_TIERS", "light",
+                            f"a comma-separated list of {', '.join(TIERS)}, all or none",
+                            rf"all|none|({'|'.join(TIERS)})(,({'|'.join(TIERS)}))*")
+# The asv twin of `funcbench run --run-slow-tasks`: every supported task, not only the defaults.
+RUN_SLOW_TASKS = Setting("FUNCBENCH_RUN_SLOW_TASKS", "0", "0 or 1", "0|1")
+# TEST-ONLY: "model:task:api:factor" makes that one cell do factor times its work (README).
+INJECT_SLOWDOWN = Setting("FUNCBENCH_INJECT_SLOWDOWN", "", "model:task:api:factor (test-only)",
+                          r"|\w+:\w+:\w+:\d+(\.\d+)?")
+SETTINGS = (PRESET, DEVICE, INSTRUCTION_TIERS, RUN_SLOW_TASKS, INJECT_SLOWDOWN)
+
+
+def get(setting: Setting, environ: Optional[Mapping[str, str]] = None) -> str:
+    """The setting's value in ``environ`` (default: this process's environment), validated."""
+    value = (os.environ if environ is None else environ).get(setting.name)
+    return setting.default if value is None or value == "" else setting.parse(value)
+
+
+def instruction_tiers(environ: Optional[Mapping[str, str]] = None) -> Tuple[str, ...]:
+    value = get(INSTRUCTION_TIERS, environ)
+    if value == "all":
+        return TIERS
+    return () if value == "none" else tuple(t for t in TIERS if t in value.split(","))
+
+
+def run_slow_tasks(environ: Optional[Mapping[str, str]] = None) -> bool:
+    return get(RUN_SLOW_TASKS, environ) == "1"
+
+
+def check_environment(environ: Optional[Mapping[str, str]] = None) -> None:
+    """Every FUNCBENCH_* setting is valid (SettingError naming the first bad one otherwise)."""
+    for setting in SETTINGS:
+        get(setting, environ)
+
+
+def load_asv_conf(path: Path = ROOT / "asv.conf.json") -> dict:
+    """asv.conf.json without its // comment lines (asv allows them, json does not)."""
+    text = "\n".join(line for line in Path(path).read_text().splitlines() if not line.strip().startswith("//"))
+    return json.loads(text)

@@ -1,0 +1,298 @@
+"""The asv suite's policy, apart from asv's glue (benchmarks/benchmarks.py), so that the suite,
+the audit and the tests share one: the state of a benchmark process (threads, allocator,
+imports), which parameter sets a run measures and why the others are n/a, and the prepared,
+checked op that every timed method calls.
+
+Naming: a *cell* is a (model, task, API); a benchmark's parameter set is a cell plus the preset
+and device it is measured at; a *tier* is a model's cost class (``registry.ModelSpec.tier``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import math
+import statistics
+import subprocess
+import sys
+import timeit
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+from . import config, registry, timing
+from .models.common import PRESETS
+from .registry import Cell
+from .tasks import APIS, TASKS
+
+# Part of every benchmark's asv version: a change starts new series instead of mixing with old
+# ones. Bump it when what a sample means changes, never for sample counts (asv's own version
+# would hash only the benchmark's code).
+# 4: preset and device params; 5: steady allocator, one thread, tier rounds; 6: one class per
+# model (tiers no longer in benchmark names), peak memory and cost ratio in one-round classes.
+POLICY_VERSION = 6
+VERSION = str(POLICY_VERSION)
+
+# One intra-op thread, the default of torch.utils.benchmark.Timer and of PyTorch's
+# operator_benchmark. At this VM's 2 threads, fresh processes ran multiheadattn vjp at either
+# 0.67 or 0.84 ms and resnet18 vjp anywhere in 19-26 ms; at 1 thread 0.96-1.00 ms and 30-34 ms.
+# Thread scaling is `funcbench run --num-threads N`'s job.
+THREADS = 1
+
+# asv's timing attributes per cost tier. asv reads them from the class, so each model has its
+# class (benchmarks.<model>). More, shorter rounds beat more samples per process: the VM's
+# speed drifts by 10-20 % over tens of seconds and every sample of a process shares its speed.
+# At least 8 samples a side in every tier, below which asv compare's Mann-Whitney test cannot
+# reach p < 0.002. Medium / heavy: warmup_time 0 (setup's checked call already warmed up).
+TIER_POLICIES: Dict[str, dict] = {
+    "light": dict(repeat=(10, 40, 0.3), rounds=6, warmup_time=0.05, timeout=300),
+    # With 5 samples per round and 2 rounds a 0.46 s op got 10 per side and asv compare never
+    # flagged even a 1.5x injected slowdown (README, "Performance").
+    "medium": dict(repeat=(4, 12, 3.0), rounds=3, warmup_time=0.0, timeout=900),
+    "heavy": dict(repeat=(4, 6, 6.0), rounds=2, warmup_time=0.0, timeout=1800),
+}
+assert set(TIER_POLICIES) == set(config.TIERS)
+# Classes measured once per process whatever the model (peak memory, cost ratio, counts).
+LONGEST_TIMEOUT = max(policy["timeout"] for policy in TIER_POLICIES.values())
+
+PARAM_NAMES = ["model", "task", "api", "preset", "device"]
+# preset and device are params, not only environment variables: asv records no environment
+# variables for `-E existing` runs, so the params are what keeps small/full and cpu/cuda apart
+# in every result. The environment picks which of them this run measures; asv discovers the
+# suite once for all environments of a run, so the params cannot depend on it.
+DEVICE_PARAMS = ["cpu", "cuda"]
+
+# Modules torch imports lazily on the first autograd / torch.func call (sympy via symbolic
+# shapes, dynamo via the decomposition wrappers): 0.3-1.0 s per benchmark process otherwise.
+LAZY_TORCH_MODULES = ("torch._dynamo", "torch._decomp.decompositions_for_jvp")
+
+
+class SuiteError(RuntimeError):
+    """The run cannot measure anything (a bad FUNCBENCH_* value, CUDA asked for where there is
+    none): raised when the suite is imported, so asv's discovery stops with this one line."""
+
+
+def run_preset() -> str:
+    return config.get(config.PRESET)
+
+
+def run_device() -> str:
+    return config.get(config.DEVICE)
+
+
+def cuda_device_count_in_child() -> int:
+    """torch.cuda.device_count() read in a child process: asv forks every benchmark process
+    from the one that imports the suite, and a CUDA context does not survive fork."""
+    code = "import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    return int(result.stdout.split()[-1]) if result.returncode == 0 and result.stdout.split() else 0
+
+
+def check_run_environment() -> None:
+    """SuiteError with one line if the run's preset or device is unknown or its CUDA device
+    missing: a run that would record every cell n/a must fail, not look like success."""
+    try:
+        config.check_environment()
+    except config.SettingError as error:
+        raise SuiteError(f"funcbench: {error}") from None
+    device = run_device()
+    if device.startswith("cuda"):
+        count = cuda_device_count_in_child()
+        index = int(device.partition(":")[2] or 0)
+        if index >= count:
+            found = "no CUDA device" if count == 0 else f"only {count} CUDA device(s)"
+            raise SuiteError(f"funcbench: FUNCBENCH_DEVICE={device} asked for, but this machine has {found}")
+
+
+def prepare_parent_process() -> None:
+    """Process-wide policy, applied once where the suite is imported: asv's forkserver imports
+    the suite once and forks every benchmark process from it, so each one starts in the same
+    state and cheaply. Imports only (no tensor work, no CUDA): neither a used OpenMP pool nor
+    CUDA survives fork."""
+    check_run_environment()
+    timing.steady_allocator()  # page faults of glibc's dynamic mmap threshold: see its docstring
+    for module in LAZY_TORCH_MODULES:
+        try:
+            importlib.import_module(module)
+        except ImportError:  # another torch version: its first call imports what it needs
+            pass
+    registry.import_getters()
+
+
+# ----------------------------------------------------------------------------- parameters
+
+
+def tasks_param(models: Sequence[str]) -> List[str]:
+    """Tasks some model of ``models`` runs in some API, in the registry's order: the defaults,
+    or every supported task with FUNCBENCH_RUN_SLOW_TASKS=1."""
+    slow = config.run_slow_tasks()
+    wanted = {t for m in models for api in APIS for t in registry.selected_tasks(m, api, slow)}
+    return [t for t in TASKS if t in wanted]
+
+
+def params_for(models: Sequence[str]) -> list:
+    return [list(models), tasks_param(models), list(APIS), list(PRESETS), list(DEVICE_PARAMS)]
+
+
+def asv_policy(model: str) -> dict:
+    """asv's timing attributes for a model's class: its tier's."""
+    return dict(TIER_POLICIES[registry.model_spec(model).tier])
+
+
+def skip_reason(model: str, task: str, api: str, preset: str, device: str) -> Optional[str]:
+    """Why asv must show this parameter set as n/a, or None if this run measures it."""
+    if (preset, device) != (run_preset(), run_device().split(":")[0]):
+        return f"this run measures FUNCBENCH_PRESET={run_preset()}, FUNCBENCH_DEVICE={run_device()}"
+    slow = config.run_slow_tasks()
+    if task not in registry.selected_tasks(model, api, slow):
+        why = registry.unsupported_reason(model, task, api)
+        if why:
+            return f"{model} {task} ({api}) is unsupported: {why}"
+        return f"{model} {task} ({api}) is not a default task (FUNCBENCH_RUN_SLOW_TASKS=1 runs it)"
+    return registry.unavailable_reason(model)
+
+
+# ------------------------------------------------------------------- the prepared op
+
+
+def spin(iterations: int) -> None:
+    """TEST-ONLY extra work: an interpreter loop, real instructions and real time (a sleep
+    would show in wall time only, never in instruction counts)."""
+    for _ in range(iterations):
+        pass
+
+
+def injected_factor(cell: Cell) -> float:
+    """FUNCBENCH_INJECT_SLOWDOWN="model:task:api:factor" (TEST-ONLY): that cell's call does
+    ``factor`` times its work. 1.0 for every other cell and when unset."""
+    injection = config.get(config.INJECT_SLOWDOWN)
+    if not injection:
+        return 1.0
+    *target, factor = injection.split(":")
+    return float(factor) if tuple(target) == tuple(cell) else 1.0
+
+
+def spin_iterations(factor: float, op_cost: float, iteration_cost: float) -> int:
+    """Loop iterations that add at least (factor - 1) x op_cost, in whatever unit the costs
+    share (seconds here, instructions under callgrind)."""
+    return max(0, math.ceil((factor - 1.0) * op_cost / iteration_cost))
+
+
+def seconds_per_spin_iteration(iterations: int = 100_000) -> float:
+    return min(timeit.repeat(lambda: spin(iterations), number=1, repeat=3)) / iterations
+
+
+@dataclasses.dataclass
+class Prepared:
+    """One parameter set ready to time: ``call()`` is exactly what a timed sample runs: the op
+    (waiting for the device's queued work), plus the injected work of a test, if any."""
+    case: registry.Case
+    op: Callable[[], None]  # the op, waiting for the device's queued work
+    first_call_s: float  # the checked first call, warm-up included: an upper bound of the cost
+    call: Callable[[], None] = None  # op, or op then spin(extra_iterations)
+    extra_iterations: int = 0  # TEST-ONLY injected work per call (FUNCBENCH_INJECT_SLOWDOWN)
+
+    def __post_init__(self):
+        self.inject(self.extra_iterations)
+
+    def inject(self, iterations: int) -> None:
+        """Make ``call`` run ``iterations`` of spin() after the op (0: the op alone)."""
+        self.extra_iterations = iterations
+        if not iterations:
+            self.call = self.op
+            return
+        op = self.op
+
+        def op_and_extra_work():
+            op()
+            spin(iterations)
+
+        self.call = op_and_extra_work
+
+
+def _op(case: registry.Case) -> Callable[[], None]:
+    if torch.device(case.device).type != "cuda":
+        return case.run
+    device = case.device
+
+    def run_synchronized():
+        case.run()
+        torch.cuda.synchronize(device)
+
+    return run_synchronized
+
+
+def median_seconds(run: Callable[[], object], device: str, calls: int) -> float:
+    return statistics.median(timing.time_calls(run, calls, device))
+
+
+def _prepare(cell: Cell) -> Prepared:
+    torch.set_num_threads(THREADS)  # here, not on import: the forkserver parent never touches the pool
+    case = registry.prepare(*cell, device=run_device(), preset=run_preset())  # Unsupported -> n/a
+    op = _op(case)
+    clock = timing.clock_for(case.device)
+    start = clock()
+    case.run_checked()  # warm-up and guard: a wrong result is never timed
+    prepared = Prepared(case, op, clock() - start)
+    factor = injected_factor(cell)
+    if factor != 1.0:
+        prepared.inject(spin_iterations(factor, median_seconds(op, case.device, 5), seconds_per_spin_iteration()))
+    return prepared
+
+
+_PREPARED: Dict[Cell, Prepared] = {}  # one per process: asv runs setup before every timed call
+
+
+def prepared(model: str, task: str, api: str, preset: str, device: str) -> Prepared:
+    """The prepared op of a parameter set; NotImplementedError (asv: n/a) saying why if this
+    run does not measure it. Built and checked once per process, then a dict look-up."""
+    reason = skip_reason(model, task, api, preset, device)
+    if reason:
+        raise NotImplementedError(reason)
+    cell = Cell(model, task, api)
+    if cell not in _PREPARED:
+        _PREPARED[cell] = _prepare(cell)
+    return _PREPARED[cell]
+
+
+def forget_prepared() -> None:
+    _PREPARED.clear()
+
+
+# ------------------------------------------------------------- one-shot measurements
+
+
+def cost_ratio(prepared_op: Prepared) -> float:
+    """Op time / no-grad forward time, medians of a few calls each in this one process (about
+    1 s of op calls; a single call for ops over 1 s, where one call is already stable)."""
+    case = prepared_op.case
+    calls = max(1, min(21, int(1.0 / max(prepared_op.first_call_s, 1e-6))))
+    sync = (lambda: torch.cuda.synchronize(case.device)) if torch.device(case.device).type == "cuda" else (lambda: None)
+
+    def forward():
+        with torch.no_grad():
+            case.forward(*case.params)
+        sync()
+
+    forward()  # warm-up of the no-grad path
+    return median_seconds(prepared_op.op, case.device, calls) / median_seconds(forward, case.device, calls)
+
+
+def cuda_peak_memory(prepared_op: Prepared) -> int:
+    """torch.cuda.max_memory_allocated over one call of the op."""
+    device = prepared_op.case.device
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    prepared_op.op()
+    return torch.cuda.max_memory_allocated(device)
+
+
+def default_cells(models: Optional[Sequence[str]] = None, run_slow_tasks: bool = False) -> List[Cell]:
+    """Every cell the suite measures, in the registry's order."""
+    return [Cell(m, t, a) for m in (models or registry.MODELS) for a in APIS
+            for t in registry.selected_tasks(m, a, run_slow_tasks)]
+
+
+__all__ = ["LONGEST_TIMEOUT", "PARAM_NAMES", "POLICY_VERSION", "Prepared", "SuiteError", "THREADS",
+           "TIER_POLICIES", "VERSION", "asv_policy", "check_run_environment", "cost_ratio", "cuda_peak_memory",
+           "default_cells", "injected_factor", "params_for", "prepare_parent_process", "prepared", "skip_reason",
+           "spin", "spin_iterations"]
