@@ -2,7 +2,10 @@
 """One entry point for a fresh clone with only python3: makes .venv, installs, runs.
 
     python3 dev.py dashboard   # the main job: asv suite for HEAD, published dashboard
-    python3 dev.py test        # the test suite
+    python3 dev.py test        # the test suite, after installing what the tests need
+
+Every step that reaches the network has a time limit and a small retry count, and a failure
+ends in one line that names the step and what to do about it (never a hang, never a traceback).
 """
 from __future__ import annotations
 
@@ -29,11 +32,35 @@ STAMP = VENV / ".funcbench-requirements"
 INSTALL_NEEDS_BYTES = 9e9
 # The asv environment's own tooling, which .venv has in its own version.
 NOT_SHARED = {"pip", "setuptools", "wheel"}
+# Programs the tests run, and the Debian package of each: the dashboard test drives headless
+# Chromium and fetches asv's JavaScript with npm, the instruction-count tests run valgrind,
+# torch.compile's inductor needs a C++ compiler.
+TEST_PROGRAMS = {"chromium": "chromium", "npm": "npm", "valgrind": "valgrind", "g++": "g++"}
+# asv 0.6.6's index.html loads these from CDNs; the dashboard test serves npm's copies (the
+# versions asv names; stupidtable 1.0.1 is not on npm, 1.1.3 is).
+DASHBOARD_JS = ["blueimp-md5@2.19.0", "bootstrap@3.1.1", "flot-orderbars@1.0.0", "flot@0.8.3", "jquery@3.3.1",
+                "stupid-table-plugin@1.1.3"]
+VENDOR_DIR = ROOT / ".asv" / "js-vendor"
+# Seconds a network step may take before it is called failed.
+PIP_STEP_S, APT_UPDATE_S, APT_INSTALL_S, NPM_INSTALL_S = 1800, 600, 900, 300
 
 
-def run(*cmd, **kwargs) -> None:
+class StepFailed(Exception):
+    """A set-up step failed; the message is the one line the user sees."""
+
+
+def run(*cmd, what: str = "", hint: str = "", timeout: float = PIP_STEP_S, **kwargs) -> None:
+    """Run a set-up command within ``timeout`` seconds; StepFailed names ``what`` otherwise."""
     print("+", " ".join(str(c) for c in cmd), flush=True)
-    subprocess.run([str(c) for c in cmd], check=True, cwd=ROOT, **kwargs)
+    what = what or " ".join(str(c) for c in cmd[:4])
+    try:
+        result = subprocess.run([str(c) for c in cmd], cwd=kwargs.pop("cwd", ROOT), timeout=timeout, **kwargs)
+    except subprocess.TimeoutExpired:
+        raise StepFailed(f"{what}: no result within {timeout:.0f} s" + (f"; {hint}" if hint else "")) from None
+    except OSError as error:
+        raise StepFailed(f"{what}: {error.strerror}" + (f"; {hint}" if hint else "")) from None
+    if result.returncode != 0:
+        raise StepFailed(f"{what} failed (exit {result.returncode}, see above)" + (f"; {hint}" if hint else ""))
 
 
 def ensure_venv() -> None:
@@ -51,16 +78,59 @@ def ensure_venv() -> None:
               f"{INSTALL_NEEDS_BYTES / 1e9:.0f} GB while pip downloads them", file=sys.stderr, flush=True)
     if not PYTHON.exists():
         venv.create(VENV, with_pip=True)
-    run(PYTHON, "-m", "pip", "install", "--quiet", *TOOLS)
-    run(PYTHON, "-c", ASV_SETUP, ROOT / "asv.conf.json")  # the matrix environment(s) in .asv/env
+    hint = "check that this machine reaches the package registry (pip config, proxy)"
+    run(PYTHON, "-m", "pip", "install", "--quiet", *TOOLS, what="installing asv, virtualenv and pytest", hint=hint)
+    run(PYTHON, "-c", ASV_SETUP, ROOT / "asv.conf.json", what="making asv's environment (torch & co.) in .asv/env",
+        hint=hint, timeout=2 * PIP_STEP_S)
     for env_site in sorted(ASV_ENV_DIR.glob(f"*/{SITE}")):
         linked = share_installed(env_site, VENV / SITE)
         print(f"  linked {linked} files from {env_site.relative_to(ROOT)}", flush=True)
     # Whatever the asv environment did not hold (another version, another Python) pip installs.
-    run(PYTHON, "-m", "pip", "install", "--quiet", *REQUIREMENTS)
+    run(PYTHON, "-m", "pip", "install", "--quiet", *REQUIREMENTS, what="installing torch & co. into .venv", hint=hint)
     # --no-deps: the heavy dependencies are installed above, never re-resolved.
-    run(PYTHON, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "-e", ".")
+    run(PYTHON, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "-e", ".",
+        what="installing funcbench into .venv")
     STAMP.write_text(wanted)
+
+
+def ensure_test_programs() -> None:
+    """Install the programs the tests need (TEST_PROGRAMS) with apt-get where they are missing;
+    StepFailed saying what to install where that cannot be done here."""
+    missing = sorted({package for program, package in TEST_PROGRAMS.items() if shutil.which(program) is None})
+    if not missing:
+        return
+    by_hand = f"install them: apt-get install -y {' '.join(missing)}"
+    if shutil.which("apt-get") is None:
+        raise StepFailed(f"the tests need {', '.join(missing)}, and this machine has no apt-get; "
+                         f"install them with its package manager")
+    if os.geteuid() != 0:
+        raise StepFailed(f"the tests need {', '.join(missing)}; not root here, so {by_hand} (with sudo)")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    apt_options = ["-o", "Acquire::Retries=2", "-o", "Acquire::http::Timeout=30", "-o", "Acquire::https::Timeout=30"]
+    run("apt-get", "update", "-qq", *apt_options, what="apt-get update", hint=by_hand, timeout=APT_UPDATE_S, env=env)
+    run("apt-get", "install", "-y", "-qq", "--no-install-recommends", *apt_options, *missing,
+        what=f"apt-get install {' '.join(missing)}", hint=by_hand, timeout=APT_INSTALL_S, env=env,
+        stdout=subprocess.DEVNULL)
+
+
+def fetch_dashboard_js(vendor: Path = VENDOR_DIR) -> Path:
+    """npm-install (once) the JavaScript asv's dashboard loads from CDNs; returns node_modules.
+
+    npm runs in a folder with its own package.json instead of with --prefix, which would also
+    move npm's global configuration to <prefix>/etc/npmrc and drop the system's (on this image,
+    the CA file that makes the registry's certificate trusted)."""
+    modules = vendor / "node_modules"
+    if all((modules / package.rsplit("@", 1)[0] / "package.json").is_file() for package in DASHBOARD_JS):
+        return modules
+    npm = shutil.which("npm")
+    if npm is None:
+        raise StepFailed("fetching the dashboard's JavaScript needs npm; install it: apt-get install -y npm")
+    vendor.mkdir(parents=True, exist_ok=True)
+    (vendor / "package.json").write_text('{"name": "funcbench-dashboard-js", "private": true}\n')
+    run(npm, "install", "--no-audit", "--no-fund", "--no-update-notifier", "--fetch-retries=2",
+        "--fetch-timeout=60000", *DASHBOARD_JS, cwd=vendor, timeout=NPM_INSTALL_S,
+        what="npm install of the dashboard's JavaScript", hint="check that npm reaches its registry (npm config list)")
+    return modules
 
 
 def share_installed(source_site: Path, target_site: Path) -> int:
@@ -129,6 +199,8 @@ def dashboard(args) -> None:
 
 
 def test(args) -> None:
+    ensure_test_programs()
+    fetch_dashboard_js()
     result = subprocess.run([str(PYTHON), "-m", "pytest", *args.pytest_args], cwd=ROOT)
     if result.returncode == 5:  # pytest collected nothing: a broken suite, not a pass
         print("dev.py test: pytest collected no tests", file=sys.stderr)
@@ -148,11 +220,14 @@ def main() -> None:
     # pip's download cache would hold a third copy of torch & co. (~3.3 GB of wheels, once per
     # pip version); each environment is installed once, so the cache saves nothing here.
     os.environ.setdefault("PIP_NO_CACHE_DIR", "1")
+    # Bounded network waits for every pip, asv's included: 60 s per connection, 2 retries.
+    os.environ.setdefault("PIP_TIMEOUT", "60")
+    os.environ.setdefault("PIP_RETRIES", "2")
     try:
         ensure_venv()
-    except subprocess.CalledProcessError as error:
-        sys.exit(f"dev.py: installing the environment failed ({error})")
-    {"dashboard": dashboard, "test": test}[args.command](args)
+        {"dashboard": dashboard, "test": test}[args.command](args)
+    except StepFailed as error:
+        sys.exit(f"dev.py {args.command}: {error}")
 
 
 if __name__ == "__main__":

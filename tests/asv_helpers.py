@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -20,12 +21,15 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from funcbench.config import load_asv_conf
+
 ROOT = Path(__file__).resolve().parents[1]
 ENV_DIR = Path(os.environ.get("FUNCBENCH_ASV_TEST_ENV_DIR", ROOT / ".asv" / "env"))
 
-# A small, cheap --bench subset: ppl_simple_reg and multiheadattn vjp cells of the fast tier,
-# all three fast-tier benchmarks (time, peakmem, cost ratio). asv matches "name(params)".
-SMALL_BENCH = r"^benchmarks\.Fast\.(time_op|peakmem_op|track_cost_ratio)\('(ppl_simple_reg|multiheadattn)', 'vjp'"
+# A small, cheap --bench subset: ppl_simple_reg and multiheadattn vjp cells (light tier), their
+# time, peak memory and cost ratio. asv matches "name(params)".
+SMALL_BENCH = (r"^benchmarks\.(ppl_simple_reg|multiheadattn|Memory|CostRatio)\.(time_op|peakmem_op|track_cost_ratio)"
+               r"\('(ppl_simple_reg|multiheadattn)', 'vjp'")
 
 
 def project_files(root: Path = ROOT) -> List[str]:
@@ -59,18 +63,12 @@ def make_project_repo(dest: Path, root: Path = ROOT) -> List[str]:
     return _git(dest, "rev-list", "--reverse", "main").split()
 
 
-def load_conf(path: Path = ROOT / "asv.conf.json") -> dict:
-    """asv.conf.json without its // comments (asv allows them, json does not)."""
-    text = "\n".join(line for line in path.read_text().splitlines() if not line.strip().startswith("//"))
-    return json.loads(text)
-
-
 def write_conf(path: Path, repo: Path, work: Path, **overrides) -> Path:
     """This project's conf, with repo/benchmarks/results/html redirected to ``repo`` and ``work``.
 
     The environments stay in the project's .asv/env (or $FUNCBENCH_ASV_TEST_ENV_DIR): the
     torch virtualenv costs ~65 s and ~5.5 GB, and the same matrix serves dev.py dashboard."""
-    conf = load_conf()
+    conf = load_asv_conf()
     conf.update(repo=str(repo), benchmark_dir=str(repo / "benchmarks"), env_dir=str(ENV_DIR),
                 results_dir=str(work / "results"), html_dir=str(work / "html"))
     conf.update(overrides)
@@ -158,8 +156,7 @@ def benchmark_ids(output: str) -> List[str]:
 
 # asv 0.6.6's index.html loads jquery, flot, bootstrap & co. from CDNs; this machine (and CI)
 # reach package registries only, so the browser test serves a copy of the published html with
-# those files taken from npm, at the versions asv's index.html names (stupidtable: 1.0.1 is not
-# on npm, 1.1.3 is). file name in asv's URL -> (npm package, file in it).
+# those files taken from npm (dev.py's DASHBOARD_JS). file name in asv's URL -> (npm package, file in it).
 CDN_FILES = {
     "jquery-3.3.1.min.js": ("jquery@3.3.1", "dist/jquery.min.js"),
     "jquery.flot.min.js": ("flot@0.8.3", "jquery.flot.js"),
@@ -172,23 +169,23 @@ CDN_FILES = {
     "bootstrap.min.js": ("bootstrap@3.1.1", "dist/js/bootstrap.min.js"),
     "bootstrap.min.css": ("bootstrap@3.1.1", "dist/css/bootstrap.min.css"),
 }
-VENDOR_DIR = ROOT / ".asv" / "js-vendor"
 
 
-def vendor_dashboard_js(vendor: Path = VENDOR_DIR) -> Path:
-    """npm-install (once, cached) the dashboard's JavaScript; returns the node_modules folder."""
-    modules = vendor / "node_modules"
-    packages = sorted({pkg for pkg, _ in CDN_FILES.values()})
-    if all((modules / pkg.rsplit("@", 1)[0] / path).is_file() for pkg, path in CDN_FILES.values()):
-        return modules
-    npm = shutil.which("npm")
-    if npm is None:
-        raise AssertionError("npm not found: the dashboard test needs it to fetch asv's JavaScript "
-                             "(Debian: apt-get install -y npm)")
-    vendor.mkdir(parents=True, exist_ok=True)
-    subprocess.run([npm, "install", "--no-audit", "--no-fund", "--no-save", "--prefix", str(vendor),
-                    *packages], check=True, capture_output=True, text=True, timeout=600)
-    return modules
+def load_dev():
+    """dev.py as a module (it sits beside the package, not in it)."""
+    spec = importlib.util.spec_from_file_location("funcbench_dev", ROOT / "dev.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def vendor_dashboard_js() -> Path:
+    """npm's copies of the dashboard's JavaScript, fetched by dev.py (once, cached)."""
+    dev = load_dev()
+    try:
+        return dev.fetch_dashboard_js()
+    except dev.StepFailed as error:
+        raise AssertionError(str(error)) from None
 
 
 def offline_html(html: Path, dest: Path) -> Path:

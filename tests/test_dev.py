@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from asv_helpers import load_conf
+from funcbench.config import load_asv_conf
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("funcbench_dev", ROOT / "dev.py")
@@ -54,5 +55,18 @@ def test_share_installed_leaves_a_distribution_the_target_has(tmp_path):
     assert not (target / "demo-1.0.dist-info").exists()
 
 
+def test_dev_fetches_the_javascript_the_dashboard_test_serves():
+    from asv_helpers import CDN_FILES
+    assert sorted({package for package, _ in CDN_FILES.values()}) == sorted(dev.DASHBOARD_JS)
+
+
+def test_a_failing_step_is_one_line_naming_it(tmp_path):
+    import pytest
+    with pytest.raises(dev.StepFailed, match=r"^copying: no result within 1 s; try again$"):
+        dev.run("sleep", "5", what="copying", hint="try again", timeout=1)
+    with pytest.raises(dev.StepFailed, match=r"^listing failed \(exit 2, see above\)$"):
+        dev.run("ls", str(tmp_path / "missing"), what="listing", stderr=subprocess.DEVNULL)
+
+
 def test_dev_links_from_the_env_dir_that_asv_conf_names():
-    assert ROOT / load_conf()["env_dir"] == dev.ASV_ENV_DIR
+    assert ROOT / load_asv_conf()["env_dir"] == dev.ASV_ENV_DIR
