@@ -16,10 +16,10 @@ from typing import List, Optional, Sequence
 import torch
 
 from . import asv_results, registry
-from .measurement import Measurement
+from .measurement import METRICS, Measurement
 from .models.common import DEFAULT_SEED, PRESETS
 from .registry import MODELS, Cell, Unsupported, UnknownName
-from .report import Report, ReportFormatError, compare
+from .report import Report, ReportFormatError, changes, compare, over_limit, summary
 from .tasks import APIS, TASKS, assert_consistent, task_label
 from .timing import allocator_is_pinned, steady_allocator, time_calls
 
@@ -179,7 +179,7 @@ def load_side(selection: str, args):
     if not asv_results.is_selection(selection):
         return read_report(selection)
     try:
-        side, notes = asv_results.load_selection(selection, args.results_dir)
+        side, notes = asv_results.load_selection(selection, args.results_dir, args.metric)
     except asv_results.SelectionError as error:
         raise UsageError(f"{selection}: {error}") from None
     side.selection, side.notes = selection, notes  # said by _report once both sides loaded (errors stay one line)
@@ -187,12 +187,29 @@ def load_side(selection: str, args):
 
 
 def cmd_compare(args) -> int:
+    if args.fail_above is not None and args.fail_above <= 0:
+        raise UsageError(f"--fail-above must be a positive ratio (after / before), got {args.fail_above}")
     before, after = load_side(args.before, args), load_side(args.after, args)
-    text = compare(_report(before), _report(after), not_significant=asv_results.not_significant(before, after))
+    with_statistics = all(isinstance(side, asv_results.AsvSide) for side in (before, after)) and args.metric == "time"
+    if args.fail_above is not None and args.metric == "time" and not with_statistics:
+        raise UsageError("--fail-above on time needs two asv sides (asv:...) run with --record-samples: "
+                         "a report file has no statistics to tell a change from noise")
+    not_significant = asv_results.not_significant(before, after)
+    before_report, after_report = _report(before), _report(after)
+    text = compare(before_report, after_report, not_significant=not_significant)
     print(text)
     if args.output:
         _write(args.output, text)
-    return 0
+    rows = changes(before_report, after_report, not_significant, args.metric, with_statistics)
+    for line in summary(rows):
+        _stderr(f"funcbench compare ({args.metric}): {line}")
+    if args.fail_above is None:
+        return 0
+    failing = over_limit(rows, args.fail_above, args.metric)
+    for row in failing:
+        _stderr(f"funcbench compare: FAIL {row.label}: {row.ratio:.4f} x the before side's {args.metric} "
+                f"(limit {args.fail_above})")
+    return 1 if failing else 0
 
 
 def _report(side) -> Report:
@@ -212,7 +229,7 @@ def cmd_report(args) -> int:
         if args.list:
             print(asv_results.listing(args.results_dir))
             return 0
-        side, notes = asv_results.load(args.results_dir, args.commit, args.machine, args.environment)
+        side, notes = asv_results.load(args.results_dir, args.commit, args.machine, args.environment, args.metric)
     except asv_results.SelectionError as error:
         raise UsageError(str(error)) from None
     for note in notes:
@@ -278,6 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the change: a report file, or asv:COMMIT[@MACHINE][/ENV] from --results-dir")
     cmp.add_argument("--output", help="also write the table to this file")
     cmp.add_argument("--results-dir", default="results", help="asv's results directory (default results)")
+    cmp.add_argument("--metric", choices=METRICS, default="time",
+                     help="time (time_* benchmarks, default) or instructions (track_instructions) of asv sides")
+    cmp.add_argument("--fail-above", type=float, metavar="R",
+                     help="exit 1 if a row's after / before exceeds R (time: significant rows only; "
+                          "instructions: the plain ratio), naming each such row on stderr")
 
     rep = commands.add_parser("report", help="the report table of one asv results file (default: the newest)")
     rep.add_argument("--results-dir", default="results", help="asv's results directory (default results)")
@@ -285,6 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--machine", help="asv machine name (default: the newest results)")
     rep.add_argument("--environment", help="asv environment name, or a part only one has (default: the newest)")
     rep.add_argument("--list", action="store_true", help="list the commits, machines and environments instead")
+    rep.add_argument("--metric", choices=METRICS, default="time",
+                     help="time (time_* benchmarks, default) or instructions (track_instructions)")
     rep.add_argument("--output", help="also write the markdown report to this file")
     return parser
 

@@ -7,7 +7,7 @@ with each other. Rows of a non-full preset carry it in the model column
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Iterable, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .measurement import Measurement
 from .tasks import task_label
@@ -81,17 +81,103 @@ def _cells(line: str):
     return [c.strip() for c in line.strip().strip("|").split("|")]
 
 
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """One row of a comparison: the (mean, var) of each side (None where the row is missing)
+    and whether the change is significant: asv's test for time rows with asv statistics on both
+    sides, a change beyond INSTRUCTION_NOISE for instruction counts, None where nothing can tell
+    (a report file: no samples, no statistics)."""
+    key: Key
+    before: Optional[Tuple[float, float]]
+    after: Optional[Tuple[float, float]]
+    significant: Optional[bool] = None
+
+    @property
+    def ratio(self) -> Optional[float]:
+        """after / before: above 1 is slower (more time, more instructions)."""
+        if not (self.before and self.after) or self.before[0] <= 0:
+            return None
+        return self.after[0] / self.before[0]
+
+    @property
+    def speedup(self) -> Optional[float]:
+        """The original table's speedup: mean before / mean after."""
+        return self.before[0] / self.after[0] if self.before and self.after and self.after[0] > 0 else None
+
+    @property
+    def label(self) -> str:
+        return f"{self.key[0]} {self.key[1]}"
+
+
+# Instruction counts of one cell in two processes of the same build differ by up to ~0.1 %
+# (README, "Instruction counts"); a smaller change is not called a change.
+INSTRUCTION_NOISE = 0.002
+
+
+def changes(before: Report, after: Report, not_significant: Optional[Iterable[Key]] = None,
+            metric: str = "time", statistics: bool = False) -> List[Change]:
+    """Every row of either side, in the before side's order. ``statistics``: the time rows carry
+    asv statistics on both sides, so rows outside ``not_significant`` are significant."""
+    flagged = set(not_significant or ())
+    keys = list(before.rows) + [k for k in after.rows if k not in before.rows]
+    out = []
+    for key in keys:
+        row = Change(key, before.rows.get(key), after.rows.get(key))
+        ratio = row.ratio
+        if ratio is not None and metric == "instructions":
+            row = dataclasses.replace(row, significant=abs(ratio - 1) > INSTRUCTION_NOISE)
+        elif ratio is not None and statistics:
+            row = dataclasses.replace(row, significant=key not in flagged)
+        out.append(row)
+    return out
+
+
 def compare(before: Report, after: Report, not_significant: Optional[Iterable[Key]] = None) -> str:
     """The original speedup table (speedup = mean before / mean after; None where a row is
     missing on one side). Keys in ``not_significant`` get their speedup marked with '~'
     (asv's mark for a change its statistics cannot tell from noise)."""
     flagged = set(not_significant or ())
-    keys = list(before.rows) + [k for k in after.rows if k not in before.rows]
     rows = []
-    for key in keys:
-        b, a = before.rows.get(key), after.rows.get(key)
-        speedup = b[0] / a[0] if b and a and a[0] > 0 else None
-        if speedup is not None and key in flagged:
+    for change in changes(before, after):
+        speedup = change.speedup
+        if speedup is not None and change.key in flagged:
             speedup = f"~{speedup}"
-        rows.append((*key, speedup, *(b or (None, None)), *(a or (None, None))))
+        rows.append((*change.key, speedup, *(change.before or (None, None)), *(change.after or (None, None))))
     return _table(COMPARE_HEADER, rows)
+
+
+def _percent(ratio: float) -> str:
+    return f"{(ratio - 1) * 100:+.1f} %"
+
+
+def summary(rows: Sequence[Change]) -> List[str]:
+    """What a reviewer reads first: how many rows got slower, faster or stayed, and the slowest
+    and fastest changed rows as percentages (of time, or of instructions)."""
+    both = [r for r in rows if r.ratio is not None]
+    judged = [r for r in both if r.significant is not None]
+    slower = [r for r in judged if r.significant and r.ratio > 1]
+    faster = [r for r in judged if r.significant and r.ratio < 1]
+    only = [f"{sum(r.after is None for r in rows)} only before", f"{sum(r.before is None for r in rows)} only after"]
+    if not judged:
+        slower, faster = [r for r in both if r.ratio > 1], [r for r in both if r.ratio < 1]
+        head = (f"{len(both)} rows on both sides (no statistics: every difference counts): {len(slower)} slower, "
+                f"{len(faster)} faster, {len(both) - len(slower) - len(faster)} equal")
+    else:
+        head = (f"{len(both)} rows on both sides: {len(slower)} significantly slower, {len(faster)} significantly "
+                f"faster, {len(judged) - len(slower) - len(faster)} unchanged"
+                + (f", {len(both) - len(judged)} without statistics" if len(judged) < len(both) else ""))
+    lines = [f"{head}; {', '.join(only)}"]
+    if slower:
+        worst = max(slower, key=lambda r: r.ratio)
+        lines.append(f"slowest: {worst.label} {_percent(worst.ratio)}")
+    if faster:
+        best = min(faster, key=lambda r: r.ratio)
+        lines.append(f"fastest: {best.label} {_percent(best.ratio)}")
+    return lines
+
+
+def over_limit(rows: Sequence[Change], limit: float, metric: str) -> List[Change]:
+    """The rows the gate fails on: after / before above ``limit``; time rows only where asv's
+    statistics call the change significant, instruction rows on the plain ratio."""
+    return [r for r in rows if r.ratio is not None and r.ratio > limit
+            and (metric == "instructions" or r.significant)]

@@ -56,7 +56,7 @@ def suite(tmp_path_factory):
     env_b = "existing-" + "py" + PYTHON_B.replace(os.sep, "_")
     files = {p.name: p for p in asv_helpers.result_files(work, MACHINE)}
     assert set(files) == {f"{old[:8]}-{env_a}.json", f"{new[:8]}-{env_a}.json", f"{new[:8]}-{env_b}.json"}
-    return dict(work=work, results=results, old=old, new=new, env_a=env_a, env_b=env_b,
+    return dict(work=work, repo=repo, home=home, results=results, old=old, new=new, env_a=env_a, env_b=env_b,
                 file_a=files[f"{new[:8]}-{env_a}.json"], file_b=files[f"{new[:8]}-{env_b}.json"])
 
 
@@ -113,6 +113,20 @@ def test_report_explicit_selection_matches_recorded_samples(suite, capsys, tmp_p
         assert float(rows[key][1]) == pytest.approx(statistics.variance(samples), rel=1e-12)
 
 
+def test_report_heading_of_an_existing_environment_reads_the_params(suite, capsys, tmp_path):
+    # asv records no environment variables for `-E existing` runs: the heading's preset and
+    # device come from the results' params (here the full preset, not the suite's default).
+    conf = asv_helpers.write_conf(tmp_path / "asv.conf.json", suite["repo"], tmp_path,
+                                  benchmark_dir=str(suite["repo"] / "benchmarks"))
+    asv_helpers.add_machine(conf, MACHINE, suite["home"])
+    asv_helpers.run_existing(conf, PYTHON_A, suite["old"], MACHINE, suite["home"], bench=OLD_BENCH,
+                             env={"FUNCBENCH_PRESET": "full"})
+    code, out, err = run_cli(capsys, "report", "--results-dir", str(tmp_path / "results"))
+    assert code == 0, err
+    assert "(preset full, device cpu)" in out.splitlines()[0]
+    assert set(table(out)) == {("ppl_simple_reg", "vjp")}  # a full-preset row has no [preset] tag
+
+
 def test_report_older_commit(suite, capsys):
     code, out, err = run_cli(capsys, "report", "--results-dir", str(suite["results"]), "--commit", suite["old"])
     assert code == 0, err
@@ -149,6 +163,35 @@ def test_compare_two_environments(suite, capsys, tmp_path):
         assert float(speedup.lstrip("~")) == pytest.approx(float(mean_b) / float(mean_a), rel=1e-12)
     # 20x slower after: a change asv's statistics call significant, so no '~'.
     assert not rows[SLOW_CELL][0].startswith("~") and float(rows[SLOW_CELL][0]) < 0.2
+
+
+def test_compare_summary_and_gate_on_time(suite, capsys):
+    before, after = f"asv:{suite['new'][:8]}/{suite['env_a']}", f"asv:{suite['new'][:8]}/bin_python3"
+    argv = ["compare", "--results-dir", str(suite["results"]), "--before", before, "--after", after]
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if line.startswith("funcbench compare (time): ")]
+    # The 20x injected row is significantly slower; the untouched row may or may not differ.
+    assert "2 rows on both sides: " in lines[0] and "; 0 only before, 0 only after" in lines[0], lines
+    assert lines[1].startswith("funcbench compare (time): slowest: ppl_simple_reg[small] functorch vjp +")
+    percent = float(lines[1].rsplit("+", 1)[1].split()[0])
+    assert percent > 500, lines[1]
+    code, out, err = run_cli(capsys, *argv, "--fail-above", "1.5")
+    assert code == 1
+    fails = [line for line in err.splitlines() if line.startswith("funcbench compare: FAIL ")]
+    assert len(fails) == 1 and "ppl_simple_reg[small] functorch vjp" in fails[0] and "(limit 1.5)" in fails[0]
+    code, out, err = run_cli(capsys, *argv, "--fail-above", "1000")
+    assert code == 0 and "FAIL" not in err
+    # The table on stdout is the original's, whatever the summary and gate say.
+    assert out.splitlines()[0].startswith("| model | task | speedup |")
+
+
+def test_time_gate_refuses_sides_without_statistics(suite, capsys, tmp_path):
+    report = tmp_path / "before.md"
+    report.write_text(f"| model | task | mean | var |\n| -- | -- | -- | -- |\n| {FAST_CELL[0]} | vjp | 1.0 | 0.0 |\n")
+    code, out, err = run_cli(capsys, "compare", "--results-dir", str(suite["results"]), "--before", str(report),
+                             "--after", f"asv:/{suite['env_a']}", "--fail-above", "1.05")
+    assert code == 2 and err.count("\n") == 1 and "no statistics" in err
 
 
 def test_compare_marks_what_statistics_cannot_tell_apart(suite, capsys):

@@ -98,6 +98,33 @@ def test_report_round_trips_through_compare(tmp_path, capsys):
     assert capsys.readouterr().out.strip() == out.read_text().strip()
 
 
+def test_compare_summary_of_report_files_says_there_are_no_statistics(tmp_path, capsys):
+    before, after = tmp_path / "before.md", tmp_path / "after.md"
+    before.write_text(ORIGINAL_REPORT)
+    after.write_text(ORIGINAL_REPORT.replace("0.00034", "0.00068").replace("0.0027 ", "0.00135 "))
+    assert main(["compare", "--before", str(before), "--after", str(after)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["funcbench compare (time): 3 rows on both sides (no statistics: every difference counts): 1 slower, "
+                   "1 faster, 1 equal; 0 only before, 0 only after",
+                   "funcbench compare (time): slowest: ppl_simple_reg vjp +100.0 %",
+                   "funcbench compare (time): fastest: multiheadattn vhp -50.0 %"]
+
+
+def test_instruction_gate_uses_the_plain_ratio(tmp_path, capsys):
+    before, after = tmp_path / "before.md", tmp_path / "after.md"
+    before.write_text("| model | task | mean | var |\n| -- | -- | -- | -- |\n| m | vjp | 1000000 | 0 |\n"
+                      "| m | jvp | 1000000 | 0 |\n")
+    after.write_text("| model | task | mean | var |\n| -- | -- | -- | -- |\n| m | vjp | 1010000 | 0 |\n"
+                     "| m | jvp | 1000500 | 0 |\n")
+    argv = ["compare", "--metric", "instructions", "--before", str(before), "--after", str(after)]
+    assert main([*argv, "--fail-above", "1.005"]) == 1
+    err = capsys.readouterr().err
+    assert "1 significantly slower, 0 significantly faster, 1 unchanged" in err  # 0.05 % is within noise
+    assert [line for line in err.splitlines() if "FAIL" in line] == [
+        "funcbench compare: FAIL m vjp: 1.0100 x the before side's instructions (limit 1.005)"]
+    assert main([*argv, "--fail-above", "1.02"]) == 0
+
+
 def test_report_text_is_parsed_back_exactly():
     report = Report.from_markdown(ORIGINAL_REPORT)
     assert Report.from_markdown(report.to_markdown()).rows == report.rows
@@ -132,6 +159,8 @@ BAD_INPUTS = [
     (["run", "--num-iters", "ten"], "argument --num-iters: invalid int value: 'ten'"),
     (["run", "--api", "jax"], "invalid choice: 'jax'"),
     (["compare", "--before", "missing.md", "--after", "missing.md"], "cannot read report 'missing.md'"),
+    (["compare", "--before", "a.md", "--after", "b.md", "--fail-above", "0"], "--fail-above must be a positive ratio"),
+    (["compare", "--before", "a.md", "--after", "b.md", "--metric", "cycles"], "invalid choice: 'cycles'"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
 ]
 
