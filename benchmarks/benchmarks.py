@@ -12,7 +12,7 @@ cpu). An unknown value, or CUDA where there is none, stops the import with one l
 Importing this module does no tensor work and never touches CUDA: asv imports it in the
 forkserver parent, and CUDA (or a used OpenMP pool) does not survive ``fork``.
 """
-from funcbench import registry, suite
+from funcbench import instructions, registry, suite
 
 try:
     suite.prepare_parent_process()
@@ -87,6 +87,31 @@ class CudaMemory:
         return suite.cuda_peak_memory(self.prepared)
 
     track_cuda_peak_memory.unit = "bytes"
+
+
+class Instructions:
+    """Instructions per call of the op under callgrind (the median of the counted calls), for
+    the cells FUNCBENCH_INSTRUCTIONS names (default: the light tier). setup_cache counts them all
+    in one valgrind process, once per environment; n/a with the reason where valgrind is
+    missing, on CUDA devices and for cells not selected."""
+    params = suite.params_for(list(registry.MODELS))
+    param_names = suite.PARAM_NAMES
+    version = suite.VERSION
+    rounds = 1  # counts are deterministic: a second process would count the same
+    timeout = 60  # each benchmark only looks its count up; the counting is setup_cache's
+
+    def setup_cache(self):
+        return instructions.count_for_run()
+
+    setup_cache.timeout = 6 * 3600  # the light tier: ~3 min; every tier: hours (README)
+
+    def setup(self, counts, *params):
+        self.count = instructions.counted(counts, *params)
+
+    def track_instructions(self, counts, *params):
+        return self.count
+
+    track_instructions.unit = "instructions"
 
 
 for _model in registry.MODELS:

@@ -39,17 +39,18 @@ class Setting:
 
 PRESET = Setting("FUNCBENCH_PRESET", "small", " or ".join(PRESETS), "|".join(map(re.escape, PRESETS)))
 DEVICE = Setting("FUNCBENCH_DEVICE", "cpu", "cpu, cuda or cuda:N", r"cpu|cuda(:\d+)?")
-# Which cost tiers track_instructions counts: counting under callgrind costs ~150x the op's
-# time, affordable by default for the light tier only (README, "Instruction counts").
-INSTRUCTION_TIERS = Setting("FUNCBENCH_INSTRUCTION_TIERS", "light",
-                            f"a comma-separated list of {', '.join(TIERS)}, all or none",
-                            rf"all|none|({'|'.join(TIERS)})(,({'|'.join(TIERS)}))*")
+# What track_instructions counts: tiers, models or model:task:api cells, comma separated, or
+# all / none. Counting under callgrind costs ~150x the op's time, affordable by default for the
+# light tier only (README, "Instruction counts").
+INSTRUCTIONS = Setting("FUNCBENCH_INSTRUCTIONS", "light",
+                       f"a comma-separated list of tiers ({', '.join(TIERS)}), models or model:task:api cells, "
+                       f"or all, or none", r"all|none|\w+(:\w+:\w+)?(,\w+(:\w+:\w+)?)*")
 # The asv twin of `funcbench run --run-slow-tasks`: every supported task, not only the defaults.
 RUN_SLOW_TASKS = Setting("FUNCBENCH_RUN_SLOW_TASKS", "0", "0 or 1", "0|1")
 # TEST-ONLY: "model:task:api:factor" makes that one cell do factor times its work (README).
 INJECT_SLOWDOWN = Setting("FUNCBENCH_INJECT_SLOWDOWN", "", "model:task:api:factor (test-only)",
                           r"|\w+:\w+:\w+:\d+(\.\d+)?")
-SETTINGS = (PRESET, DEVICE, INSTRUCTION_TIERS, RUN_SLOW_TASKS, INJECT_SLOWDOWN)
+SETTINGS = (PRESET, DEVICE, INSTRUCTIONS, RUN_SLOW_TASKS, INJECT_SLOWDOWN)
 
 
 def get(setting: Setting, environ: Optional[Mapping[str, str]] = None) -> str:
@@ -58,11 +59,12 @@ def get(setting: Setting, environ: Optional[Mapping[str, str]] = None) -> str:
     return setting.default if value is None or value == "" else setting.parse(value)
 
 
-def instruction_tiers(environ: Optional[Mapping[str, str]] = None) -> Tuple[str, ...]:
-    value = get(INSTRUCTION_TIERS, environ)
+def instruction_selection(environ: Optional[Mapping[str, str]] = None) -> Tuple[str, ...]:
+    """FUNCBENCH_INSTRUCTIONS as a tuple of tokens: tiers, models or model:task:api cells."""
+    value = get(INSTRUCTIONS, environ)
     if value == "all":
         return TIERS
-    return () if value == "none" else tuple(t for t in TIERS if t in value.split(","))
+    return () if value == "none" else tuple(value.split(","))
 
 
 def run_slow_tasks(environ: Optional[Mapping[str, str]] = None) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import itertools
 import math
 import statistics
 import subprocess
@@ -156,8 +157,10 @@ def skip_reason(model: str, task: str, api: str, preset: str, device: str) -> Op
 
 def spin(iterations: int) -> None:
     """TEST-ONLY extra work: an interpreter loop, real instructions and real time (a sleep
-    would show in wall time only, never in instruction counts)."""
-    for _ in range(iterations):
+    would show in wall time only, never in instruction counts). Over itertools.repeat, as
+    timeit does: range() allocates an int per iteration above 256, so its cost per iteration
+    would depend on the count."""
+    for _ in itertools.repeat(None, iterations):
         pass
 
 

@@ -63,6 +63,13 @@ def make_project_repo(dest: Path, root: Path = ROOT) -> List[str]:
     return _git(dest, "rev-list", "--reverse", "main").split()
 
 
+def commit_all(repo: Path, message: str) -> str:
+    """Commit every change in ``repo``; returns the new commit's hash."""
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", message)
+    return _git(repo, "rev-parse", "HEAD")
+
+
 def write_conf(path: Path, repo: Path, work: Path, **overrides) -> Path:
     """This project's conf, with repo/benchmarks/results/html redirected to ``repo`` and ``work``.
 

@@ -1,0 +1,132 @@
+"""Instruction counts under real valgrind (funcbench.instructions) on two cheap ppl cells, and
+the gates that read them: funcbench compare --metric instructions --fail-above, and asv
+continuous --factor 1.01 --bench track_instructions on a commit that adds work."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import asv_helpers
+from funcbench import cli, config, instructions, registry, report, suite
+from funcbench.measurement import Measurement
+from funcbench.registry import Cell
+
+VJP, FUNC_VJP = Cell("ppl_simple_reg", "vjp", "autograd"), Cell("ppl_simple_reg", "vjp", "func")
+needs_valgrind = pytest.mark.skipif(instructions.unavailable_reason() is not None,
+                                    reason=str(instructions.unavailable_reason()))
+
+
+@pytest.fixture(scope="module")
+def two_counts():
+    """The same two cells counted in two valgrind processes, and once with +2 % injected work."""
+    first = instructions.count([VJP, FUNC_VJP])
+    second = instructions.count([VJP, FUNC_VJP])
+    injected = instructions.count([VJP, FUNC_VJP], injection=f"{FUNC_VJP}:1.02")
+    return first, second, injected
+
+
+@needs_valgrind
+def test_counts_are_positive_and_two_processes_agree(two_counts):
+    first, second, _ = two_counts
+    for cell in (VJP, FUNC_VJP):
+        assert first[cell].error is None and len(first[cell].calls) == instructions.COUNTING["light"][1]
+        assert 100_000 < first[cell].per_call < 100_000_000  # a ppl vjp: ~0.9 M (autograd), ~2 M (func)
+        assert first[cell].baseline > 0  # the toggles' own cost, subtracted
+        assert abs(second[cell].per_call / first[cell].per_call - 1) < 0.005
+
+
+@needs_valgrind
+def test_injected_work_shows_in_counts_and_the_gate_fails_on_it(two_counts, tmp_path, capsys):
+    first, _, injected = two_counts
+    ratio = injected[FUNC_VJP].per_call / first[FUNC_VJP].per_call
+    assert 1.015 < ratio < 1.03, ratio  # +2 % of the op's instructions, priced in instructions
+    assert abs(injected[VJP].per_call / first[VJP].per_call - 1) < 0.005  # the control
+
+    def written(counts, name):
+        table = report.Report()
+        for cell, count in counts.items():
+            table.add(Measurement.from_samples(cell, "small", "cpu", "instructions", count.calls))
+        path = tmp_path / name
+        path.write_text(table.to_markdown())
+        return str(path)
+
+    argv = ["compare", "--metric", "instructions", "--before", written(first, "base.md"),
+            "--after", written(injected, "head.md"), "--fail-above", "1.005"]
+    assert cli.main(argv) == 1
+    fails = [line for line in capsys.readouterr().err.splitlines() if "FAIL" in line]
+    assert len(fails) == 1 and "ppl_simple_reg[small] functorch vjp" in fails[0]
+
+
+def test_selection_tokens_name_tiers_models_and_cells():
+    light = instructions.selected_cells(["light"])
+    assert light and {registry.model_spec(c.model).tier for c in light} == {"light"}
+    assert set(light) == {c for c in suite.default_cells() if registry.model_spec(c.model).tier == "light"}
+    assert set(instructions.selected_cells(["resnet18"])) == set(suite.default_cells(["resnet18"]))
+    assert instructions.selected_cells(["ppl_simple_reg:vjp:func", "ppl_simple_reg:vjp:func"]) == [FUNC_VJP]
+    with pytest.raises(registry.UnknownName, match="'fast' is no tier"):
+        instructions.selected_cells(["fast"])
+    assert config.instruction_selection({"FUNCBENCH_INSTRUCTIONS": "all"}) == config.TIERS
+    assert config.instruction_selection({"FUNCBENCH_INSTRUCTIONS": "none"}) == ()
+
+
+def test_without_valgrind_or_on_cuda_the_cells_are_na_with_the_reason(monkeypatch):
+    assert "CPU metric" in instructions.unavailable_reason("cuda")
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    reason = instructions.unavailable_reason("cpu")
+    assert "valgrind is not installed" in reason
+    with pytest.raises(NotImplementedError, match="valgrind is not installed"):
+        instructions.counted(dict(cells={}, unavailable=reason), *VJP, "small", "cpu")
+
+
+def test_a_cell_not_selected_is_na_and_a_failed_count_is_an_error():
+    counts = dict(cells={str(VJP): 900_000.0, str(FUNC_VJP): {"error": "RuntimeError: boom"}}, unavailable=None)
+    assert instructions.counted(counts, *VJP, "small", "cpu") == 900_000.0
+    with pytest.raises(NotImplementedError, match="not counted: FUNCBENCH_INSTRUCTIONS"):
+        instructions.counted(counts, "ppl_simple_reg", "jvp", "autograd", "small", "cpu")
+    with pytest.raises(RuntimeError, match="boom"):
+        instructions.counted(counts, *FUNC_VJP, "small", "cpu")
+    with pytest.raises(NotImplementedError, match="FUNCBENCH_PRESET=small"):
+        instructions.counted(counts, *VJP, "full", "cpu")
+
+
+# An extra elementwise op in ppl_simple_reg's forward: the kind of regression (an extra copy)
+# a PR brings. Both cells of the model get slower; a commit that touches nothing stays put.
+EXTRA_WORK = ("        logits = X.mm(beta_value)\n",
+              "        logits = X.mm(beta_value).clone().clone()  # test: extra work\n")
+
+
+@needs_valgrind
+def test_asv_continuous_and_the_instruction_gate_fail_on_a_commit_that_adds_work(tmp_path, capsys):
+    work, home = tmp_path / "asv", tmp_path / "home"
+    home.mkdir()
+    base, _ = asv_helpers.make_project_repo(work / "repo")
+    ppl = work / "repo" / "funcbench" / "models" / "ppl.py"
+    assert EXTRA_WORK[0] in ppl.read_text()
+    ppl.write_text(ppl.read_text().replace(*EXTRA_WORK))
+    head = asv_helpers.commit_all(work / "repo", "extra work in ppl_simple_reg's forward")
+    conf = asv_helpers.write_conf(work / "asv.conf.json", work / "repo", work)
+    asv_helpers.add_machine(conf, "box", home)
+    env = {"FUNCBENCH_INSTRUCTIONS": f"{VJP},ppl_robust_reg:vjp:autograd"}
+    command = [sys.executable, "-m", "asv", "continuous", "--factor", "1.01", "--bench", "track_instructions",
+               base, head, "--machine", "box", "--config", str(conf)]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=1800,
+                          env=dict(os.environ, HOME=str(home), **env))
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output[-4000:]
+    assert "PERFORMANCE DECREASED" in output, output[-4000:]
+    flagged = [line for line in output.splitlines() if line.startswith("|") and line.strip("| ").startswith("+")]
+    assert len(flagged) == 1 and "track_instructions('ppl_simple_reg', 'vjp', 'autograd'" in flagged[0], output[-4000:]
+    # The same results through funcbench's gate.
+    argv = ["compare", "--metric", "instructions", "--results-dir", str(work / "results"),
+            "--before", f"asv:{base[:8]}@box", "--after", f"asv:{head[:8]}@box", "--fail-above", "1.005"]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert [line.split(":")[1].strip() for line in err.splitlines() if "FAIL" in line] == ["FAIL ppl_simple_reg[small] vjp"]
+    assert "1 rows on both sides" not in err and "2 rows on both sides" in err
+    results = json.loads(next((work / "results" / "box").glob(f"{head[:8]}-*.json")).read_text())
+    assert "benchmarks.Instructions.track_instructions" in results["results"]
