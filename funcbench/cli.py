@@ -15,7 +15,7 @@ from typing import List, Optional, Sequence
 
 import torch
 
-from . import asv_results, registry
+from . import asv_results, interleave, registry
 from .measurement import METRICS, Measurement
 from .models.common import DEFAULT_SEED, PRESETS
 from .registry import MODELS, Cell, Unsupported, UnknownName
@@ -191,9 +191,13 @@ def cmd_compare(args) -> int:
         raise UsageError(f"--fail-above must be a positive ratio (after / before), got {args.fail_above}")
     before, after = load_side(args.before, args), load_side(args.after, args)
     with_statistics = all(isinstance(side, asv_results.AsvSide) for side in (before, after)) and args.metric == "time"
-    if args.fail_above is not None and args.metric == "time" and not with_statistics:
-        raise UsageError("--fail-above on time needs two asv sides (asv:...) run with --record-samples: "
-                         "a report file has no statistics to tell a change from noise")
+    if args.fail_above is not None and args.metric == "time":
+        if not with_statistics:
+            raise UsageError("--fail-above on time needs two asv sides (asv:...) run with --record-samples: "
+                             "a report file has no statistics to tell a change from noise")
+        if not _interleaved(before, after, args.results_dir):
+            raise UsageError(f"--fail-above on time trusts only sides measured interleaved; {args.before} and "
+                             f"{args.after} were not: run `funcbench interleave` (or gate on --metric instructions)")
     not_significant = asv_results.not_significant(before, after)
     before_report, after_report = _report(before), _report(after)
     text = compare(before_report, after_report, not_significant=not_significant)
@@ -210,6 +214,36 @@ def cmd_compare(args) -> int:
         _stderr(f"funcbench compare: FAIL {row.label}: {row.ratio:.4f} x the before side's {args.metric} "
                 f"(limit {args.fail_above})")
     return 1 if failing else 0
+
+
+def _interleaved(before, after, results_dir: str) -> bool:
+    """Whether `funcbench interleave` measured the two asv sides together (its manifest says)."""
+    a, b = before.source, after.source
+    return a.machine == b.machine and interleave.is_interleaved(
+        results_dir, a.machine, (a.commit, a.env_name), (b.commit, b.env_name))
+
+
+def cmd_interleave(args) -> int:
+    """Run both sides interleaved (funcbench/interleave.py), then compare them like `compare`."""
+    try:
+        runner = interleave.Runner(args.config, args.machine, args.bench or interleave.DEFAULT_BENCH, log=_stderr)
+        before, after = interleave.resolve(args.before, runner.repo), interleave.resolve(args.after, runner.repo)
+        if args.rounds < 1:
+            raise UsageError(f"--rounds must be at least 1, got {args.rounds}")
+        interleave.check_sides(before, after)
+        runner.register_machine()
+        entries = interleave.interleave(before, after, runner, args.rounds, log=_stderr)
+    except interleave.InterleaveError as error:
+        raise UsageError(str(error)) from None
+    code = 0
+    for entry in entries:
+        (commit_b, env_b), (commit_a, env_a) = entry["sides"]
+        compare_args = argparse.Namespace(
+            before=f"{asv_results.SELECTION_PREFIX}{commit_b}@{args.machine}/{env_b}",
+            after=f"{asv_results.SELECTION_PREFIX}{commit_a}@{args.machine}/{env_a}",
+            results_dir=str(runner.results_dir), metric="time", fail_above=args.fail_above, output=args.output)
+        code = max(code, cmd_compare(compare_args))
+    return code
 
 
 def _report(side) -> Report:
@@ -301,6 +335,20 @@ def build_parser() -> argparse.ArgumentParser:
                      help="exit 1 if a row's after / before exceeds R (time: significant rows only; "
                           "instructions: the plain ratio), naming each such row on stderr")
 
+    inter = commands.add_parser("interleave", help="time two torch builds (pythons) or two commits interleaved, "
+                                                   "then compare them")
+    inter.add_argument("--before", required=True, help="the baseline: a python executable (a torch build) or a commit")
+    inter.add_argument("--after", required=True, help="the change: a python executable or a commit")
+    inter.add_argument("--rounds", type=int, default=6,
+                       help="two pythons: alternating one-round runs per side, A B B A ... (default 6)")
+    inter.add_argument("--bench", action="append", default=[],
+                       help=f"asv --bench regex (default {interleave.DEFAULT_BENCH[0]!r}); repeatable")
+    inter.add_argument("--machine", default=platform.node(), help="asv machine name (default: this host's name)")
+    inter.add_argument("--config", default="asv.conf.json", help="asv.conf.json to use (default ./asv.conf.json)")
+    inter.add_argument("--fail-above", type=float, metavar="R",
+                       help="exit 1 if a significantly slower row's after / before exceeds R")
+    inter.add_argument("--output", help="also write the speedup table to this file")
+
     rep = commands.add_parser("report", help="the report table of one asv results file (default: the newest)")
     rep.add_argument("--results-dir", default="results", help="asv's results directory (default results)")
     rep.add_argument("--commit", help="commit hash or prefix (default: the newest)")
@@ -313,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "compare": cmd_compare, "report": cmd_report}
+COMMANDS = {"list": cmd_list, "run": cmd_run, "compare": cmd_compare, "report": cmd_report,
+            "interleave": cmd_interleave}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

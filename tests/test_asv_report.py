@@ -165,7 +165,7 @@ def test_compare_two_environments(suite, capsys, tmp_path):
     assert not rows[SLOW_CELL][0].startswith("~") and float(rows[SLOW_CELL][0]) < 0.2
 
 
-def test_compare_summary_and_gate_on_time(suite, capsys):
+def test_compare_summary_and_gate_on_time(suite, capsys, tmp_path):
     before, after = f"asv:{suite['new'][:8]}/{suite['env_a']}", f"asv:{suite['new'][:8]}/bin_python3"
     argv = ["compare", "--results-dir", str(suite["results"]), "--before", before, "--after", after]
     code, out, err = run_cli(capsys, *argv)
@@ -176,6 +176,15 @@ def test_compare_summary_and_gate_on_time(suite, capsys):
     assert lines[1].startswith("funcbench compare (time): slowest: ppl_simple_reg[small] functorch vjp +")
     percent = float(lines[1].rsplit("+", 1)[1].split()[0])
     assert percent > 500, lines[1]
+    # The two runs were one after the other, not interleaved: the time gate refuses them.
+    code, out, err = run_cli(capsys, *argv, "--fail-above", "1.5")
+    assert code == 2 and err.count("\n") == 1 and "trusts only sides measured interleaved" in err
+    # Recorded as interleaved (what `funcbench interleave` writes), the gate judges them.
+    results = tmp_path / "results"
+    shutil.copytree(suite["results"], results)
+    (results / MACHINE / "funcbench-interleaved.json").write_text(json.dumps(
+        [dict(sides=[[suite["new"], suite["env_a"]], [suite["new"], suite["env_b"]]])]))
+    argv[2] = str(results)
     code, out, err = run_cli(capsys, *argv, "--fail-above", "1.5")
     assert code == 1
     fails = [line for line in err.splitlines() if line.startswith("funcbench compare: FAIL ")]
@@ -184,6 +193,40 @@ def test_compare_summary_and_gate_on_time(suite, capsys):
     assert code == 0 and "FAIL" not in err
     # The table on stdout is the original's, whatever the summary and gate say.
     assert out.splitlines()[0].startswith("| model | task | speedup |")
+
+
+def test_interleave_two_pythons_records_the_pair_and_gates_it(suite, capsys, tmp_path):
+    """`funcbench interleave`: A B B A one-round runs appending samples, the pair recorded as
+    interleaved, then the comparison; the same build on both sides passes a 1.5x gate."""
+    conf = asv_helpers.write_conf(tmp_path / "asv.conf.json", suite["repo"], tmp_path,
+                                  benchmark_dir=str(suite["repo"] / "benchmarks"))
+    env = dict(HOME=str(suite["home"]))
+    old_home = os.environ.get("HOME")
+    os.environ.update(env)
+    try:
+        code, out, err = run_cli(capsys, "interleave", "--before", PYTHON_A, "--after", PYTHON_B, "--rounds", "2",
+                                 "--bench", OLD_BENCH, "--machine", MACHINE, "--config", str(conf), "--fail-above", "1.5")
+    finally:
+        os.environ["HOME"] = old_home
+    assert code == 0, err
+    assert [line for line in err.splitlines() if line.startswith("funcbench interleave: run ")] == [
+        f"funcbench interleave: run {n}/4: {side}" for n, side in ((1, PYTHON_A), (2, PYTHON_B), (3, PYTHON_B), (4, PYTHON_A))]
+    manifest = json.loads((tmp_path / "results" / MACHINE / "funcbench-interleaved.json").read_text())
+    commit = suite["new"]
+    assert manifest[0]["sides"] == [[commit, suite["env_a"]], [commit, suite["env_b"]]]
+    for env_name in (suite["env_a"], suite["env_b"]):
+        data = json.loads((tmp_path / "results" / MACHINE / f"{commit[:8]}-{env_name}.json").read_text())
+        row = data["results"]["benchmarks.ppl_simple_reg.time_op"]
+        samples = [s for s in row[data["result_columns"].index("samples")] if s]
+        assert len(samples) == 1 and len(samples[0]) >= 2 * 10  # two appended one-round runs, >= 10 samples each
+    assert set(table(out)) == {FAST_CELL}
+
+
+def test_interleave_bad_sides_get_one_line(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "interleave", "--before", "no-such-commit-or-python", "--after", "HEAD")
+    assert code == 2 and err.count("\n") == 1 and "neither a python executable nor a commit" in err
+    code, out, err = run_cli(capsys, "interleave", "--before", sys.executable, "--after", "HEAD")
+    assert code == 2 and err.count("\n") == 1 and "not one of each" in err
 
 
 def test_time_gate_refuses_sides_without_statistics(suite, capsys, tmp_path):

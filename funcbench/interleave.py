@@ -1,0 +1,188 @@
+"""Two sides measured interleaved, so the machine's drift falls on both: the data the time gate
+trusts.
+
+A shared VM's speed drifts by several per cent over minutes. Two asv runs one after the other
+put all of that drift between the sides, and asv's test, which sees only the samples within
+each run, calls it a change (measured here: the same build run twice five minutes apart, 45 of
+62 cells "significantly different"). asv interleaves rounds across commits itself, but refuses
+to for existing environments, which is how two torch builds are compared. So:
+
+- two torch builds (two existing pythons): ``rounds`` alternations of one-round asv runs, A B B
+  A A B ..., each appending its samples (``asv run -E existing:PY --set-commit-hash C
+  --append-samples -a rounds=1``);
+- two funcbench commits: one ``asv run`` of both commits, whose rounds asv interleaves.
+
+Each finished comparison is recorded in ``<results>/<machine>/funcbench-interleaved.json``;
+``funcbench compare --fail-above`` on time trusts only pairs recorded there.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from . import config
+
+MANIFEST = "funcbench-interleaved.json"
+DEFAULT_BENCH = (r"^benchmarks\.\w+\.time_op",)
+
+
+class InterleaveError(RuntimeError):
+    """One line for the user: a side that is neither a python nor a commit, a failed asv run."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Side:
+    """One side: an existing python (a torch build) or a funcbench commit."""
+    label: str
+    python: Optional[str] = None  # absolute path of an existing environment's python
+    commit: Optional[str] = None  # full hash of a commit asv builds in its matrix environment
+
+    @property
+    def env_name(self) -> Optional[str]:
+        """asv's name of the existing environment (the python's path, separators as '_')."""
+        return None if self.python is None else "existing-py" + self.python.replace(os.sep, "_")
+
+
+def git(*args: str, cwd: Path = config.ROOT) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def resolve(label: str, repo: Path = config.ROOT) -> Side:
+    """A path to a python executable, or a commit-ish of ``repo``."""
+    path = Path(label)
+    if os.sep in label or path.exists():
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise InterleaveError(f"{label!r} is not an executable python")
+        return Side(label, python=str(path.absolute()))
+    try:
+        return Side(label, commit=git("rev-parse", "--verify", "--quiet", f"{label}^{{commit}}", cwd=repo))
+    except subprocess.CalledProcessError:
+        raise InterleaveError(f"{label!r} is neither a python executable nor a commit of this repository") from None
+
+
+def check_sides(before: Side, after: Side) -> None:
+    if (before.python is None) != (after.python is None):
+        raise InterleaveError("compare two pythons (torch builds) or two commits, not one of each")
+    if before == after:
+        raise InterleaveError(f"both sides are {before.label!r}")
+
+
+def manifest_path(results_dir: Path, machine: str) -> Path:
+    return Path(results_dir) / machine / MANIFEST
+
+
+def recorded(results_dir: Path, machine: str) -> List[dict]:
+    try:
+        return json.loads(manifest_path(results_dir, machine).read_text())
+    except (OSError, ValueError):
+        return []
+
+
+def is_interleaved(results_dir: Path, machine: str, before: tuple, after: tuple) -> bool:
+    """Whether ``funcbench interleave`` measured these two (commit, environment) sides together."""
+    pair = {tuple(before), tuple(after)}
+    return any({tuple(s) for s in entry["sides"]} == pair for entry in recorded(results_dir, machine))
+
+
+def _record(results_dir: Path, machine: str, entry: dict) -> None:
+    path = manifest_path(results_dir, machine)
+    entries = [e for e in recorded(results_dir, machine) if {tuple(s) for s in e["sides"]} != {tuple(s) for s in entry["sides"]}]
+    path.write_text(json.dumps(entries + [entry], indent=2))
+
+
+def _keep_earlier(results_dir: Path, machine: str, commit: str, env_name: str, stamp: str) -> List[str]:
+    """Move a results file the run would replace (or append to) aside, as <name>.<stamp>.bak:
+    nothing recorded is lost, and asv never reads it as a result."""
+    moved = []
+    for path in (Path(results_dir) / machine).glob(f"{commit[:8]}-{env_name}.json"):
+        target = path.with_name(f"{path.name}.{stamp}.bak")
+        shutil.move(str(path), target)
+        moved.append(str(target))
+    return moved
+
+
+class Runner:
+    """asv commands for one configuration file, machine and benchmark selection."""
+
+    def __init__(self, conf: Path, machine: str, bench: Sequence[str], log=print):
+        self.conf, self.machine, self.bench, self.log = Path(conf).absolute(), machine, list(bench), log
+        if not self.conf.is_file():
+            raise InterleaveError(f"no asv configuration {str(conf)!r} (run from the funcbench checkout, or --config)")
+        conf = config.load_asv_conf(self.conf)
+        self.results_dir, self.repo = (self.conf.parent / conf[key] for key in ("results_dir", "repo"))
+
+    def register_machine(self) -> None:
+        """``asv machine --yes --machine NAME`` where asv does not know the machine yet."""
+        known = Path(os.path.expanduser("~/.asv-machine.json"))
+        try:
+            if self.machine in json.loads(known.read_text()):
+                return
+        except (OSError, ValueError):
+            pass
+        self._run([sys.executable, "-m", "asv", "machine", "--yes", "--machine", self.machine, "--config", str(self.conf)])
+
+    def _run(self, command: List[str]) -> None:
+        self.log("+ " + " ".join(command))
+        result = subprocess.run(command, cwd=self.conf.parent)
+        if result.returncode != 0:
+            raise InterleaveError(f"{' '.join(command[2:4])} exited {result.returncode} (see above)")
+
+    def asv(self, *args: str) -> None:
+        command = [sys.executable, "-m", "asv", *args, "--machine", self.machine, "--config", str(self.conf)]
+        for regex in self.bench:
+            command += ["--bench", regex]
+        self._run(command)
+
+
+def interleave(before: Side, after: Side, runner: Runner, rounds: int = 6, log=print) -> List[dict]:
+    """Measure both sides interleaved; returns the manifest entries written, one per compared
+    pair of (commit, environment)."""
+    check_sides(before, after)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    if before.python:
+        commit = git("rev-parse", "HEAD", cwd=runner.repo)  # the suite's commit, as --set-commit-hash
+        pairs = [[(commit, before.env_name), (commit, after.env_name)]]
+    else:
+        pairs = [[(before.commit, env), (after.commit, env)] for env in _matrix_env_names(runner)]
+    for pair in pairs:
+        for commit, env_name in pair:
+            for moved in _keep_earlier(runner.results_dir, runner.machine, commit, env_name, stamp):
+                log(f"funcbench interleave: kept the earlier results as {moved}")
+    if before.python:
+        # A B B A A B ...: each side leads as often as it trails, so a steady drift falls on both.
+        order = [side for index in range(rounds) for side in ((before, after) if index % 2 == 0 else (after, before))]
+        for number, side in enumerate(order, start=1):
+            log(f"funcbench interleave: run {number}/{len(order)}: {side.label}")
+            runner.asv("run", "-E", f"existing:{side.python}", "--set-commit-hash", pairs[0][0][0],
+                       "--append-samples", "-a", "rounds=1")
+    else:
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as hashes:
+            hashes.write(f"{before.commit}\n{after.commit}\n")
+        try:  # one run of both commits: asv interleaves their rounds
+            runner.asv("run", f"HASHFILE:{hashes.name}", "--record-samples", "--interleave-rounds")
+        finally:
+            os.unlink(hashes.name)
+    finished = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    entries = [dict(sides=[list(s) for s in pair], labels=[before.label, after.label], rounds=rounds,
+                    bench=runner.bench, started=started, finished=finished) for pair in pairs]
+    for entry in entries:
+        _record(runner.results_dir, runner.machine, entry)
+    return entries
+
+
+def _matrix_env_names(runner: Runner) -> List[str]:
+    """The environment names asv gives the configuration's matrix."""
+    from asv import environment
+    from asv.config import Config
+
+    conf = Config.load(str(runner.conf))
+    return [env.name for env in environment.get_environments(conf, None)]
