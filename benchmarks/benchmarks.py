@@ -1,23 +1,35 @@
 """asv glue for funcbench: thin classes generated from funcbench.registry, every policy in
-funcbench.suite. Each timed method is one line.
+funcbench.suite and every measurement in a funcbench module. Each benchmark method is one line.
 
-Benchmark names say what is measured and never how: ``benchmarks.<model>.time_op`` (one class
-per model, its tier's sample counts as attributes), ``benchmarks.Memory.peakmem_op``,
-``benchmarks.CostRatio.track_cost_ratio``, ``benchmarks.CudaMemory.track_cuda_peak_memory``.
-Parameters: model, task, api, preset, device. The environment (asv.conf.json's ``env_nobuild``
-matrix, or the shell for ``-E existing``) picks which preset and device a run measures:
-FUNCBENCH_PRESET (small, full; default small) and FUNCBENCH_DEVICE (cpu, cuda, cuda:N; default
-cpu). An unknown value, or CUDA where there is none, stops the import with one line.
+Benchmark names say what is measured and never how it is sampled:
+
+- ``benchmarks.<model>.time_op``: seconds per call; one class per model, its cost tier's
+  sample counts as attributes; params model, task, api, preset, device.
+- ``benchmarks.Memory.peakmem_op``, ``benchmarks.CostRatio.track_cost_ratio``,
+  ``benchmarks.CudaMemory.track_cuda_peak_memory``, ``benchmarks.Compile.track_compile_seconds``,
+  ``benchmarks.Instructions.track_instructions``: one value per parameter set; params cell
+  ("model:task:api", only the cells the class measures), preset, device.
+
+The environment (asv.conf.json's ``env_nobuild`` matrix, or the shell for ``-E existing``)
+picks the preset and device a run measures: FUNCBENCH_PRESET (small, full; default small) and
+FUNCBENCH_DEVICE (cpu, cuda, cuda:N; default cpu). An unknown value, or CUDA where there is
+none, stops the import with one line.
 
 Importing this module does no tensor work and never touches CUDA: asv imports it in the
 forkserver parent, and CUDA (or a used OpenMP pool) does not survive ``fork``.
 """
+from pathlib import Path
+
 from funcbench import instructions, registry, suite
 
 try:
     suite.prepare_parent_process()
 except suite.SuiteError as error:  # stop asv's discovery with this line, not a traceback
     raise SystemExit(str(error)) from None
+
+# The preset params list what this suite's asv.conf.json matrix can run (suite.preset_params):
+# the benchmarks folder sits next to it.
+PRESETS = suite.preset_params(Path(__file__).resolve().parents[1] / "asv.conf.json")
 
 
 class _TimeOp:
@@ -38,31 +50,39 @@ class _TimeOp:
         self.call()
 
 
-class Memory:
-    """Host max RSS of a process after one call of the op (model build included: RSS only grows)."""
-    params = suite.params_for(list(registry.MODELS))
-    param_names = suite.PARAM_NAMES
+for _model in registry.MODELS:
+    globals()[_model] = type(_model, (_TimeOp,), dict(
+        params=suite.model_params(_model, PRESETS), **suite.asv_policy(_model),
+        __doc__=f"Seconds per call of {_model}'s ops ({registry.model_spec(_model).tier} tier)."))
+del _model
+
+
+class _PerCell:
+    """One value per parameter set (asv runs track_* and peakmem_* once, whatever ``rounds``).
+    The cell param lists only the cells the class measures: asv forks a process for every
+    parameter set, n/a or not (~19 ms each)."""
+    param_names = suite.CELL_PARAM_NAMES
     version = suite.VERSION
-    rounds = 1  # one value per process: a second round would only overwrite it
     timeout = suite.LONGEST_TIMEOUT
 
+
+class Memory(_PerCell):
+    """Host max RSS of a process after one call of the op (model build included: RSS only grows)."""
+    params = suite.cell_params(suite.default_cells(), PRESETS)
+
     def setup(self, *params):
-        self.call = suite.prepared(*params).call
+        self.call = suite.prepared_cell(*params).call
 
     def peakmem_op(self, *params):
         self.call()
 
 
-class CostRatio:
+class CostRatio(_PerCell):
     """Op time / no-grad forward time (unit "ratio"), medians measured in one process."""
-    params = suite.params_for(list(registry.MODELS))
-    param_names = suite.PARAM_NAMES
-    version = suite.VERSION
-    rounds = 1
-    timeout = suite.LONGEST_TIMEOUT
+    params = suite.cell_params(suite.default_cells(), PRESETS)
 
     def setup(self, *params):
-        self.prepared = suite.prepared(*params)
+        self.prepared = suite.prepared_cell(*params)
 
     def track_cost_ratio(self, *params):
         return suite.cost_ratio(self.prepared)
@@ -70,18 +90,12 @@ class CostRatio:
     track_cost_ratio.unit = "ratio"
 
 
-class CudaMemory:
+class CudaMemory(_PerCell):
     """torch.cuda.max_memory_allocated over one call; n/a on a CPU device (before any build)."""
-    params = suite.params_for(list(registry.MODELS))
-    param_names = suite.PARAM_NAMES
-    version = suite.VERSION
-    rounds = 1
-    timeout = suite.LONGEST_TIMEOUT
+    params = suite.cell_params(suite.default_cells(), PRESETS, devices=["cuda"])
 
-    def setup(self, model, task, api, preset, device):
-        if device != "cuda":
-            raise NotImplementedError("CUDA peak memory is measured on CUDA devices only")
-        self.prepared = suite.prepared(model, task, api, preset, device)
+    def setup(self, *params):
+        self.prepared = suite.prepared_cell(*params)
 
     def track_cuda_peak_memory(self, *params):
         return suite.cuda_peak_memory(self.prepared)
@@ -89,15 +103,26 @@ class CudaMemory:
     track_cuda_peak_memory.unit = "bytes"
 
 
-class Instructions:
+class Compile(_PerCell):
+    """Seconds of a compiled cell's first call from an empty inductor cache (compiling, plus one
+    run of the op), in a cache folder of the run's own (funcbench/compilation.py)."""
+    params = suite.cell_params(suite.default_cells(apis=["compile"]), PRESETS)
+
+    def setup(self, *params):
+        self.cell = suite.compiled_cell(*params)
+
+    def track_compile_seconds(self, *params):
+        return suite.compile_seconds(self.cell)
+
+    track_compile_seconds.unit = "seconds"
+
+
+class Instructions(_PerCell):
     """Instructions per call of the op under callgrind (the median of the counted calls), for
-    the cells FUNCBENCH_INSTRUCTIONS names (default: the light tier). setup_cache counts them all
-    in one valgrind process, once per environment; n/a with the reason where valgrind is
-    missing, on CUDA devices and for cells not selected."""
-    params = suite.params_for(list(registry.MODELS))
-    param_names = suite.PARAM_NAMES
-    version = suite.VERSION
-    rounds = 1  # counts are deterministic: a second process would count the same
+    the cells FUNCBENCH_INSTRUCTIONS names (default: the light tier's). setup_cache counts them
+    all in one valgrind process, once per environment; n/a with the reason where valgrind is
+    missing, on CUDA devices and for cells not counted."""
+    params = suite.cell_params(suite.default_cells(apis=["autograd", "func"]), PRESETS)
     timeout = 60  # each benchmark only looks its count up; the counting is setup_cache's
 
     def setup_cache(self):
@@ -112,10 +137,3 @@ class Instructions:
         return self.count
 
     track_instructions.unit = "instructions"
-
-
-for _model in registry.MODELS:
-    globals()[_model] = type(_model, (_TimeOp,), dict(
-        params=suite.params_for([_model]), **suite.asv_policy(_model),
-        __doc__=f"Seconds per call of {_model}'s ops ({registry.model_spec(_model).tier} tier)."))
-del _model

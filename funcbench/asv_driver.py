@@ -38,19 +38,24 @@ def git_hash(rev: str) -> str:
 
 
 def split_name(name: str) -> Tuple[str, Optional[Cell]]:
-    """"benchmarks.ppl_simple_reg.time_op('ppl_simple_reg', 'vjp', 'autograd', 'small', 'cpu')" ->
-    ("benchmarks.ppl_simple_reg.time_op", Cell("ppl_simple_reg", "vjp", "autograd")); the preset
-    and device params are fixed by the run (the others are n/a), so the cell names a result."""
+    """"benchmarks.ppl_simple_reg.time_op('ppl_simple_reg', 'vjp', 'autograd', 'small', 'cpu')" or
+    "benchmarks.Memory.peakmem_op('ppl_simple_reg:vjp:autograd', 'small', 'cpu')" ->
+    (the benchmark, Cell("ppl_simple_reg", "vjp", "autograd")); the preset and device params are
+    fixed by the run (the others are n/a), so the cell names a result."""
     match = NAME_RE.match(name)
     if not match:
         return name, None
     params = ast.literal_eval(f"({match.group(2)},)")
+    if params and isinstance(params[0], str) and params[0].count(":") == 2:
+        return match.group(1), Cell(*params[0].split(":"))
     return match.group(1), Cell(*params[:3])
 
 
 def bench_regex(cell: Cell, method: str = "time_op") -> str:
-    """asv --bench regex selecting one cell's benchmark of ``method``."""
-    return rf"^benchmarks\.\w+\.{method}\('{cell.model}', '{cell.task}', '{cell.api}', "
+    """asv --bench regex selecting one cell's benchmark of ``method`` (a time class's model,
+    task, api params, or a one-value class's cell param)."""
+    return (rf"^benchmarks\.\w+\.{method}\(('{cell.model}', '{cell.task}', '{cell.api}'"
+            rf"|'{cell.model}:{cell.task}:{cell.api}'), ")
 
 
 @dataclasses.dataclass

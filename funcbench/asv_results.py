@@ -276,8 +276,15 @@ def _guess_names(values: Sequence[Sequence[object]]) -> List[str]:
     names = []
     for index, column in enumerate(values):
         name = next((n for n, choices in known.items() if column and all(v in choices for v in column)), None)
+        if name is None and column and all(isinstance(v, str) and _split_cell(v) for v in column):
+            name = "cell"
         names.append(name or f"param{index + 1}")
     return names
+
+
+def _split_cell(text: str) -> Optional[Cell]:
+    parts = text.split(":")
+    return Cell(*parts) if len(parts) == 3 else None
 
 
 def row_order(cell: Cell):
@@ -294,7 +301,7 @@ def _is_number(value) -> bool:
 # Which asv benchmarks hold each metric's values (method name -> metric).
 METRIC_METHODS = {"time": lambda method: method.startswith("time_"),
                   "instructions": lambda method: method == "track_instructions"}
-CELL_PARAMS = ("model", "task", "api")
+CELL_PARAMS = ("model", "task", "api")  # a time class's; the one-value classes have one "cell" param
 
 
 def read_side(results_dir: str, entry: ResultFile, metric: str = "time") -> AsvSide:
@@ -324,14 +331,17 @@ def read_side(results_dir: str, entry: ResultFile, metric: str = "time") -> AsvS
         names = param_names.get(name) or _guess_names(values)
         if len(names) != len(values):
             names = _guess_names(values)
-        if not set(CELL_PARAMS) <= set(names) <= {*CELL_PARAMS, "preset", "device"}:
+        if not (set(CELL_PARAMS) <= set(names) <= {*CELL_PARAMS, "preset", "device"}
+                or set(names) in ({"cell"}, {"cell", "preset"}, {"cell", "device"}, {"cell", "preset", "device"})):
             continue  # not a funcbench benchmark: its rows would not be one cell each
         result = results.get_result_value(name, params) or []
         stats = results.get_result_stats(name, params) or [None] * len(result)
         samples = results.get_result_samples(name, params) or [None] * len(result)
         for combo, value, stat, sample in zip(itertools.product(*values), result, stats, samples):
             named = dict(zip(names, combo))
-            cell = Cell(*(str(named[n]) for n in CELL_PARAMS))
+            cell = _split_cell(str(named["cell"])) if "cell" in named else Cell(*(str(named[n]) for n in CELL_PARAMS))
+            if cell is None:
+                continue
             preset = str(named.get("preset") or entry.var(config.PRESET))
             device = str(named.get("device") or entry.var(config.DEVICE))
             if value is None:  # failed; nan = skipped (n/a: not a default task, unsupported)

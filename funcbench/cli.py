@@ -20,7 +20,7 @@ from .measurement import METRICS, Measurement
 from .models.common import DEFAULT_SEED, PRESETS
 from .registry import MODELS, Cell, Unsupported, UnknownName
 from .report import Report, ReportFormatError, changes, compare, over_limit, summary
-from .tasks import APIS, TASKS, assert_consistent, task_label
+from .tasks import APIS, EAGER_APIS, TASKS, assert_consistent, compile_unavailable_reason, task_label
 from .timing import allocator_is_pinned, steady_allocator, time_calls
 
 EXIT_USAGE = 2  # argparse's own code for bad input
@@ -95,7 +95,7 @@ def pick_device(args) -> str:
 def planned_cells(args) -> List[Cell]:
     model_filter = _filter_tokens(args.model_filter, tuple(MODELS), "model")
     task_filter = _filter_tokens(args.task_filter, TASKS, "task")
-    apis = APIS if args.api == "both" else (args.api,)
+    apis = {"both": EAGER_APIS, "all": APIS}.get(args.api, (args.api,))
     cells = []
     for model in MODELS:
         if model_filter is not None and model not in model_filter:
@@ -116,6 +116,10 @@ def cmd_run(args) -> int:
         raise UsageError(f"--num-threads must be at least 1, got {args.num_threads}")
     device = pick_device(args)
     cells = planned_cells(args)
+    if any(cell.api == "compile" for cell in cells):
+        why = compile_unavailable_reason(device)
+        if why:
+            raise UsageError(f"--api {args.api}: {why}")
     torch.set_num_threads(args.num_threads)
     if args.malloc == "default" and allocator_is_pinned():
         raise UsageError("--malloc default: this process has pinned the allocator already; run funcbench in a fresh process")
@@ -310,8 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--gpu", type=int, default=-2, help="-2: CUDA if available (default), -1: CPU, N: cuda:N")
     run.add_argument("--device", help="cpu, cuda or cuda:N (overrides --gpu)")
     run.add_argument("--preset", choices=PRESETS, default="full", help="model sizes (default full = the original's)")
-    run.add_argument("--api", choices=(*APIS, "both"), default="both",
-                     help="autograd = torch.autograd.functional, func = torch.func (default both)")
+    run.add_argument("--api", choices=(*APIS, "both", "all"), default="both",
+                     help="autograd = torch.autograd.functional, func = torch.func, compile = torch.compile of "
+                          "torch.func; both = autograd and func (default, the original's), all = the three")
     run.add_argument("--run-slow-tasks", action="store_true", help="every supported task, not only the defaults")
     run.add_argument("--model-filter", help="keep models whose name appears in this string (substring test)")
     run.add_argument("--task-filter", help="keep tasks whose name appears in this string (substring test)")

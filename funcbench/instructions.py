@@ -77,14 +77,15 @@ def unavailable_reason(device: str = "cpu") -> Optional[str]:
 
 def selected_cells(tokens: Sequence[str], run_slow_tasks: bool = False) -> List[Cell]:
     """The cells FUNCBENCH_INSTRUCTIONS names (tiers, models, model:task:api), among those the
-    suite measures; UnknownName for a token that is none of these."""
+    suite measures; UnknownName for a token that is none of these. Compiled cells only where
+    named one by one: compiling under valgrind (uninstrumented still ~10x slower) takes minutes."""
     wanted = []
+    eager = [c for c in suite.default_cells(run_slow_tasks=run_slow_tasks) if c.api != "compile"]
     for token in tokens:
         if token in config.TIERS:
-            wanted += [c for c in suite.default_cells(run_slow_tasks=run_slow_tasks)
-                       if registry.model_spec(c.model).tier == token]
+            wanted += [c for c in eager if registry.model_spec(c.model).tier == token]
         elif token in registry.MODELS:
-            wanted += suite.default_cells([token], run_slow_tasks)
+            wanted += [c for c in eager if c.model == token]
         elif ":" in token:
             wanted.append(Cell.parse(token))
         else:
@@ -318,16 +319,18 @@ def count_for_run() -> dict:
                 unavailable=None, seconds=time.monotonic() - started)
 
 
-def counted(counts: dict, model: str, task: str, api: str, preset: str, device: str) -> float:
+def counted(counts: dict, cell: str, preset: str, device: str) -> float:
     """The count of one parameter set from count_for_run's result; NotImplementedError (asv:
     n/a) with the reason where there is none, RuntimeError where its counting failed."""
+    model, task, api = Cell.parse(cell)
     reason = suite.skip_reason(model, task, api, preset, device) or counts["unavailable"]
     if reason:
         raise NotImplementedError(reason)
     value = counts["cells"].get(str(Cell(model, task, api)))
     if value is None:
+        named = " (compiled cells only when named model:task:compile)" if api == "compile" else ""
         raise NotImplementedError(f"{model} {task} ({api}) is not counted: FUNCBENCH_INSTRUCTIONS="
-                                  f"{config.get(config.INSTRUCTIONS)} (tiers, models or cells to count)")
+                                  f"{config.get(config.INSTRUCTIONS)} (tiers, models or cells to count){named}")
     if isinstance(value, dict):
         raise RuntimeError(f"counting {model} {task} ({api}) failed: {value['error']}")
     return value

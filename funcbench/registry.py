@@ -15,8 +15,8 @@ from torch import Tensor
 
 from .config import TIERS
 from .models.common import DEFAULT_SEED, PRESETS, check_preset
-from .tasks import (APIS, FUNC_UNSUPPORTED, IMPLEMENTATIONS, TASKS, VECTOR_PRODUCT_TASKS, check_result,
-                    draw_v)
+from .tasks import (APIS, FUNC_UNSUPPORTED, REFERENCE_API, TASKS, VECTOR_PRODUCT_TASKS, assert_consistent, bind,
+                    check_result, compile_unavailable_reason, draw_v, forbid_recompiles)
 
 NO_DOUBLE_BACKWARD = "no double backward (cuDNN-style RNN): only vjp"
 # nn.LSTM on packed sequences fails under torch.func (torch 2.14, CPU).
@@ -61,8 +61,13 @@ class ModelSpec:
     # medium <= 0.6 s). The asv suite takes sample counts and timeouts from it; it is not part
     # of any benchmark's name, so moving a model to another tier keeps its history.
     tier: str
-    unsupported: Dict[str, str] = dataclasses.field(default_factory=dict)  # task -> why, both APIs
-    func_unsupported: Dict[str, str] = dataclasses.field(default_factory=dict)  # task -> why, torch.func
+    unsupported: Dict[str, str] = dataclasses.field(default_factory=dict)  # task -> why, every API
+    # task -> why, torch.func (and so torch.compile, which compiles the torch.func implementation)
+    func_unsupported: Dict[str, str] = dataclasses.field(default_factory=dict)
+    compile_unsupported: Dict[str, str] = dataclasses.field(default_factory=dict)  # task -> why, torch.compile
+    # The compiled tasks the suite runs by default (the rest with --run-slow-tasks): compiling
+    # costs seconds per cell, so the default set is chosen from measurements (README, "Compile").
+    compile_default_tasks: Tuple[str, ...] = ()
     requires: Tuple[str, ...] = ()  # importable packages beyond torch
 
     def __post_init__(self):
@@ -76,9 +81,29 @@ class ModelSpec:
 def unsupported_reason_for(spec: ModelSpec, task: str, api: str) -> Optional[str]:
     if task in spec.unsupported:
         return spec.unsupported[task]
-    if api == "func":
-        return spec.func_unsupported.get(task) or FUNC_UNSUPPORTED.get(task)
+    if api in ("func", "compile"):
+        why = spec.func_unsupported.get(task) or FUNC_UNSUPPORTED.get(task)
+        if why:
+            return why
+    if api == "compile":
+        return spec.compile_unsupported.get(task)
     return None
+
+
+# torch.compile (fullgraph, torch 2.14.1, CPU), found by compiling every default cell:
+TRANSFORMER_COMPILE = ("graph break: nn.TransformerEncoder calls Tensor.item() on a mask check "
+                       "(dynamo: 'Could not guard on data-dependent expression Eq(u0, 1)')")
+DETR_COMPILE = ("graph break: the Hungarian matcher reads its costs under torch._C._DisableFuncTorch, whose "
+                "constructor dynamo cannot trace ('Unsupported method call')")
+# Batch norm on batch statistics of 1-2 images amplifies float32 reordering: resnet18 vjp compiled
+# vs eager torch.func differs by up to 0.07 on values up to 5.6 (9,074 of 11.7 M elements beyond
+# the original's atol 5e-3), jvp by 0.53 on 102. Not timed: its result fails the check.
+BATCH_NORM_COMPILE = ("compiled result differs from eager torch.func beyond the original tolerances "
+                      "(batch norm on batch statistics; resnet18 vjp: max abs diff 0.07 on values up to 5.6)")
+
+
+def _compile_unsupported(reason: str) -> Dict[str, str]:
+    return {t: reason for t in TASKS}
 
 
 # jacobian / jacrev of a scalar loss are reverse mode only; everything else needs a second derivative or forward AD.
@@ -89,16 +114,20 @@ MODELS: Dict[str, ModelSpec] = {
                             requires=("torchaudio",)),
     "deepspeech": ModelSpec("funcbench.models.deepspeech:get_deepspeech", ("vjp",), "heavy", unsupported=_NO_HESSIANS,
                             func_unsupported={t: DEEPSPEECH_FUNC for t in TASKS}),
-    "transformer": ModelSpec("funcbench.models.text:get_transformer", VECTOR_PRODUCT_TASKS, "medium"),
-    "multiheadattn": ModelSpec("funcbench.models.text:get_multiheadattn", VECTOR_PRODUCT_TASKS, "light"),
-    "ppl_simple_reg": ModelSpec("funcbench.models.ppl:get_ppl_simple_reg", TASKS, "light"),
-    "ppl_robust_reg": ModelSpec("funcbench.models.ppl:get_ppl_robust_reg", TASKS, "light"),
+    "transformer": ModelSpec("funcbench.models.text:get_transformer", VECTOR_PRODUCT_TASKS, "medium",
+                             compile_unsupported=_compile_unsupported(TRANSFORMER_COMPILE)),
+    "multiheadattn": ModelSpec("funcbench.models.text:get_multiheadattn", VECTOR_PRODUCT_TASKS, "light",
+                               compile_default_tasks=("vhp",)),
+    "ppl_simple_reg": ModelSpec("funcbench.models.ppl:get_ppl_simple_reg", TASKS, "light",
+                                compile_default_tasks=("vjp",)),
+    "ppl_robust_reg": ModelSpec("funcbench.models.ppl:get_ppl_robust_reg", TASKS, "light",
+                                compile_default_tasks=("hessian",)),
     "resnet18": ModelSpec("funcbench.models.vision:get_resnet18", VECTOR_PRODUCT_TASKS, "medium",
-                          requires=("torchvision",)),
+                          compile_unsupported=_compile_unsupported(BATCH_NORM_COMPILE), requires=("torchvision",)),
     "fcn_resnet": ModelSpec("funcbench.models.vision:get_fcn_resnet", VECTOR_PRODUCT_TASKS, "heavy",
-                            requires=("torchvision",)),
+                            compile_unsupported=_compile_unsupported(BATCH_NORM_COMPILE), requires=("torchvision",)),
     "detr": ModelSpec("funcbench.models.detr:get_detr", VECTOR_PRODUCT_TASKS, "heavy",
-                      requires=("torchvision", "scipy")),
+                      compile_unsupported=_compile_unsupported(DETR_COMPILE), requires=("torchvision", "scipy")),
 }
 
 
@@ -145,7 +174,8 @@ def selected_tasks(model: str, api: str, run_slow_tasks: bool = False) -> Tuple[
     supported = spec.supported_tasks(api)
     if run_slow_tasks:
         return supported
-    return tuple(t for t in spec.default_tasks if t in supported)
+    defaults = spec.compile_default_tasks if api == "compile" else spec.default_tasks
+    return tuple(t for t in defaults if t in supported)
 
 
 def getter(model: str) -> Callable:
@@ -200,18 +230,30 @@ class Case:
     forward: Callable[..., Tensor]
     params: Tuple[Tensor, ...]
     v: object
+    op: Callable[[], object] = None  # the task's implementation bound to the arguments (tasks.bind)
+
+    def __post_init__(self):
+        if self.op is None:
+            self.op = bind(self.api, self.task, self.forward, self.params, self.v)
 
     @property
     def cell(self) -> Cell:
         return Cell(self.model, self.task, self.api)
 
     def run(self):
-        return IMPLEMENTATIONS[self.api][self.task](self.forward, self.params, self.v)
+        return self.op()
 
     def run_checked(self):
-        """One call whose result is checked (finite, right shape): warm-up and guard at once."""
+        """One call whose result is checked (finite, right shape): warm-up and guard at once.
+        A compiled op is compiled by this call, checked against eager torch.func with the
+        original's tolerances, called once more, and from then on may not recompile."""
         result = self.run()
         check_result(self.task, result, self.params)
+        if self.api == "compile":
+            reference = bind(REFERENCE_API[self.api], self.task, self.forward, self.params, self.v)()
+            assert_consistent(self.task, reference, result)
+            self.run()  # some one-time work happens on the second call (measured: 0.27 ms, then 0.07)
+            forbid_recompiles()
         return result
 
 
@@ -235,6 +277,9 @@ def prepare(model: str, task: str, api: str, device: str = "cpu", preset: str = 
     if reason:
         raise Unsupported(f"{model} {task} ({api}) is unsupported: {reason}")
     device = str(resolve_device(device))
+    reason = compile_unavailable_reason(device) if api == "compile" else None
+    if reason:
+        raise Unsupported(f"{model} {task} ({api}) cannot run here: {reason}")
     forward, params = build(model, device, preset, seed)
     # v depends only on the task's kind, so both APIs see the same v.
     return Case(model, task, api, device, preset, forward, params, _draw_v(model, task, device, preset, seed))

@@ -16,14 +16,15 @@ import statistics
 import subprocess
 import sys
 import timeit
+from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from . import config, registry, timing
+from . import compilation, config, registry, timing
 from .models.common import PRESETS
 from .registry import Cell
-from .tasks import APIS, TASKS
+from .tasks import APIS, TASKS, compile_unavailable_reason
 
 # Part of every benchmark's asv version: a change starts new series instead of mixing with old
 # ones. Bump it when what a sample means changes, never for sample counts (asv's own version
@@ -56,11 +57,8 @@ assert set(TIER_POLICIES) == set(config.TIERS)
 LONGEST_TIMEOUT = max(policy["timeout"] for policy in TIER_POLICIES.values())
 
 PARAM_NAMES = ["model", "task", "api", "preset", "device"]
-# preset and device are params, not only environment variables: asv records no environment
-# variables for `-E existing` runs, so the params are what keeps small/full and cpu/cuda apart
-# in every result. The environment picks which of them this run measures; asv discovers the
-# suite once for all environments of a run, so the params cannot depend on it.
-DEVICE_PARAMS = ["cpu", "cuda"]
+CELL_PARAM_NAMES = ["cell", "preset", "device"]
+DEVICE_KINDS = ("cpu", "cuda")  # the device param: FUNCBENCH_DEVICE without its index
 
 # Modules torch imports lazily on the first autograd / torch.func call (sympy via symbolic
 # shapes, dynamo via the decomposition wrappers): 0.3-1.0 s per benchmark process otherwise.
@@ -111,6 +109,7 @@ def prepare_parent_process() -> None:
     CUDA survives fork."""
     check_run_environment()
     timing.steady_allocator()  # page faults of glibc's dynamic mmap threshold: see its docstring
+    compilation.use_run_cache()  # compiled cells: a cache folder of the run's own
     for module in LAZY_TORCH_MODULES:
         try:
             importlib.import_module(module)
@@ -130,8 +129,36 @@ def tasks_param(models: Sequence[str]) -> List[str]:
     return [t for t in TASKS if t in wanted]
 
 
-def params_for(models: Sequence[str]) -> list:
-    return [list(models), tasks_param(models), list(APIS), list(PRESETS), list(DEVICE_PARAMS)]
+def preset_params(conf_path: Optional[Path] = None) -> List[str]:
+    """The preset param: every preset asv.conf.json's matrix gives the run, and this process's.
+
+    Preset and device are params, not only environment variables, because asv records no
+    environment variables for `-E existing` runs: the params keep small/full and cpu/cuda apart
+    in every result. asv discovers the suite once for all environments of a run, in the first
+    one, so the values come from the matrix (which every environment of the run shares), not
+    from one environment alone. Listing both presets when the matrix runs one would double the
+    parameter sets asv forks a process for, half of them n/a. The device param lists both kinds
+    whatever the matrix says: a dashboard published from a CPU box must keep a GPU box's results
+    (asv publish drops values its own params lack)."""
+    try:
+        matrix = config.load_asv_conf(conf_path or config.ROOT / "asv.conf.json").get("matrix", {})
+    except (OSError, ValueError):
+        matrix = {}
+    listed = {run_preset()}
+    for group in ("env", "env_nobuild"):
+        values = (matrix.get(group) or {}).get(config.PRESET.name, [])
+        listed.update(str(v) for v in (values if isinstance(values, list) else [values]))
+    return [p for p in PRESETS if p in listed]
+
+
+def model_params(model: str, presets: Sequence[str]) -> list:
+    """Params of a model's time class: model, task, api, preset, device."""
+    return [[model], tasks_param([model]), list(APIS), list(presets), list(DEVICE_KINDS)]
+
+
+def cell_params(cells: Sequence[Cell], presets: Sequence[str], devices: Sequence[str] = DEVICE_KINDS) -> list:
+    """Params of a one-value-per-cell class: cell ("model:task:api"), preset, device."""
+    return [[str(c) for c in cells], list(presets), list(devices)]
 
 
 def asv_policy(model: str) -> dict:
@@ -149,6 +176,10 @@ def skip_reason(model: str, task: str, api: str, preset: str, device: str) -> Op
         if why:
             return f"{model} {task} ({api}) is unsupported: {why}"
         return f"{model} {task} ({api}) is not a default task (FUNCBENCH_RUN_SLOW_TASKS=1 runs it)"
+    if api == "compile":
+        why = compile_unavailable_reason(run_device())
+        if why:
+            return f"{model} {task} ({api}) cannot run here: {why}"
     return registry.unavailable_reason(model)
 
 
@@ -257,18 +288,42 @@ def prepared(model: str, task: str, api: str, preset: str, device: str) -> Prepa
     return _PREPARED[cell]
 
 
+def prepared_cell(cell: str, preset: str, device: str) -> Prepared:
+    """prepared() of a "model:task:api" cell param."""
+    return prepared(*Cell.parse(cell), preset, device)
+
+
 def forget_prepared() -> None:
     _PREPARED.clear()
 
 
+def compiled_cell(cell: str, preset: str, device: str) -> Cell:
+    """The cell whose compile time a process measures; NotImplementedError (asv: n/a) saying
+    why for anything this run does not compile."""
+    parsed = Cell.parse(cell)
+    if parsed.api != "compile":
+        raise NotImplementedError("compile time is measured for api=compile only")
+    reason = skip_reason(*parsed, preset, device)
+    if reason:
+        raise NotImplementedError(reason)
+    torch.set_num_threads(THREADS)
+    return parsed
+
+
+def compile_seconds(cell: Cell) -> float:
+    return compilation.compile_seconds(cell, run_device(), run_preset())
+
+
 # ------------------------------------------------------------- one-shot measurements
+
+COST_RATIO_BUDGET_S = 0.3  # seconds of op calls per cost ratio (policy v3: 1 s; 98 s of a run at v6)
 
 
 def cost_ratio(prepared_op: Prepared) -> float:
     """Op time / no-grad forward time, medians of a few calls each in this one process (about
-    1 s of op calls; a single call for ops over 1 s, where one call is already stable)."""
+    0.3 s of op calls, 3 to 21 of them; a ratio of two medians of one process needs no more)."""
     case = prepared_op.case
-    calls = max(1, min(21, int(1.0 / max(prepared_op.first_call_s, 1e-6))))
+    calls = max(3, min(21, int(COST_RATIO_BUDGET_S / max(prepared_op.first_call_s, 1e-6))))
     sync = (lambda: torch.cuda.synchronize(case.device)) if torch.device(case.device).type == "cuda" else (lambda: None)
 
     def forward():
@@ -289,13 +344,17 @@ def cuda_peak_memory(prepared_op: Prepared) -> int:
     return torch.cuda.max_memory_allocated(device)
 
 
-def default_cells(models: Optional[Sequence[str]] = None, run_slow_tasks: bool = False) -> List[Cell]:
-    """Every cell the suite measures, in the registry's order."""
-    return [Cell(m, t, a) for m in (models or registry.MODELS) for a in APIS
-            for t in registry.selected_tasks(m, a, run_slow_tasks)]
+def default_cells(models: Optional[Sequence[str]] = None, run_slow_tasks: Optional[bool] = None,
+                  apis: Sequence[str] = APIS) -> List[Cell]:
+    """Every cell the suite measures (with FUNCBENCH_RUN_SLOW_TASKS=1: every supported one),
+    in the registry's order."""
+    slow = config.run_slow_tasks() if run_slow_tasks is None else run_slow_tasks
+    return [Cell(m, t, a) for m in (models or registry.MODELS) for a in apis
+            for t in registry.selected_tasks(m, a, slow)]
 
 
-__all__ = ["LONGEST_TIMEOUT", "PARAM_NAMES", "POLICY_VERSION", "Prepared", "SuiteError", "THREADS",
-           "TIER_POLICIES", "VERSION", "asv_policy", "check_run_environment", "cost_ratio", "cuda_peak_memory",
-           "default_cells", "injected_factor", "params_for", "prepare_parent_process", "prepared", "skip_reason",
-           "spin", "spin_iterations"]
+__all__ = ["CELL_PARAM_NAMES", "LONGEST_TIMEOUT", "PARAM_NAMES", "POLICY_VERSION", "Prepared", "SuiteError",
+           "THREADS", "TIER_POLICIES", "VERSION", "asv_policy", "cell_params", "check_run_environment", "compile_seconds",
+           "compiled_cell", "cost_ratio", "cuda_peak_memory", "default_cells", "injected_factor", "model_params",
+           "prepare_parent_process", "prepared", "prepared_cell", "preset_params", "skip_reason", "spin",
+           "spin_iterations"]

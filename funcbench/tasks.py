@@ -1,14 +1,22 @@
-"""The ten functional-autograd tasks, in both APIs, with the checks that guard their timings.
+"""The ten functional-autograd tasks in each API, with the checks that guard their timings.
+
+The APIs: ``torch.autograd.functional`` (autograd), eager ``torch.func`` (func), and
+``torch.compile`` of the ``torch.func`` implementation (compile). An API is a table of task
+implementations (compile reuses func's) and, where the op needs more than a call, a binder that
+turns an implementation and its arguments into the op (``bind``).
 
 A task implementation takes ``(forward, params, v)`` and returns only the derivative part of
-the op's result, in the same layout for both APIs, so results can be compared and checked:
+the op's result, in the same layout for every API, so results can be compared and checked:
 - vjp, vhp, hvp, jacobian, jacrev, jacfwd: a tuple shaped like ``params``;
 - jvp: a scalar;
 - hessian, hessian_revrev, hessian_fwdrev: ``h[i][j]`` of shape ``params[i].shape + params[j].shape``.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Sequence, Tuple
+import functools
+import os
+import shutil
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.autograd.functional as AF
@@ -20,8 +28,13 @@ TASKS = ("vjp", "jvp", "vhp", "hvp", "jacobian", "hessian",
 # The original's default tasks for the deep models (the ppl models run all); the others are
 # the "slow tasks" of --run-slow-tasks.
 VECTOR_PRODUCT_TASKS = ("vjp", "vhp", "jvp")
-APIS = ("autograd", "func")
-API_LABELS = {"autograd": "torch.autograd.functional", "func": "torch.func"}
+APIS = ("autograd", "func", "compile")
+EAGER_APIS = ("autograd", "func")  # the original's two
+API_LABELS = {"autograd": "torch.autograd.functional", "func": "torch.func", "compile": "torch.compile(torch.func)"}
+# Report rows: the original wrote "functorch <task>" for torch.func; compiled rows follow suit.
+TASK_LABEL_PREFIX = {"autograd": "", "func": "functorch ", "compile": "compiled "}
+# What an API's result is checked against once, before any timing (the original's tolerances).
+REFERENCE_API = {"func": "autograd", "compile": "func"}
 
 # Which v each task takes: a tangent/cotangent like the scalar output or like the params.
 V_LIKE_OUTPUT = ("vjp",)
@@ -83,13 +96,70 @@ FUNC_TASKS: Dict[str, Impl] = {
 }
 FUNC_UNSUPPORTED = {"jacobian": "torch.func has no non-vectorized jacobian"}
 
-IMPLEMENTATIONS = {"autograd": AUTOGRAD_TASKS, "func": FUNC_TASKS}
+IMPLEMENTATIONS = {"autograd": AUTOGRAD_TASKS, "func": FUNC_TASKS, "compile": FUNC_TASKS}
 assert set(AUTOGRAD_TASKS) == set(TASKS) and set(FUNC_TASKS) | set(FUNC_UNSUPPORTED) == set(TASKS)
 
 
+class CompiledOp:
+    """torch.compile of one torch.func implementation over fixed (forward, params, v).
+
+    fullgraph=True: a graph break is an error at the first call, never a quietly eager op.
+    Dynamo keeps compiled code per code object and recompiles for every new closure of it, up
+    to a limit after which it runs eager without failing; every CompiledOp compiles the same
+    lambda, so building one first drops dynamo's caches (one compiled cell per process at a
+    time: the CLI runs cells one after the other, asv one per process)."""
+
+    def __init__(self, impl, forward, params, v):
+        import torch._dynamo
+
+        torch._dynamo.reset()
+        torch._dynamo.config.error_on_recompile = False  # the previous cell's guard
+        self.compiled = torch.compile(lambda *p: impl(forward, p, v), fullgraph=True, dynamic=False)
+        self.params = params
+
+    def __call__(self):
+        return self.compiled(*self.params)
+
+
+def forbid_recompiles() -> None:
+    """From now on a recompile raises: the op timed must be the one compiled in set-up."""
+    import torch._dynamo
+
+    torch._dynamo.config.error_on_recompile = True
+
+
+@functools.lru_cache(maxsize=None)
+def compile_unavailable_reason(device: str = "cpu") -> Optional[str]:
+    """Why torch.compile cannot run here (no C++ compiler for inductor on the CPU, no triton on
+    CUDA, a Python dynamo does not support), or None."""
+    import torch._dynamo
+
+    if not torch._dynamo.is_dynamo_supported():
+        return "torch.compile does not support this Python"
+    if device.startswith("cuda"):
+        from torch.utils._triton import has_triton
+        return None if has_triton() else "torch.compile on CUDA needs triton, which does not import here"
+    compilers = [os.environ.get("CXX", "")] + ["g++", "c++", "clang++"]
+    if not any(c and shutil.which(c) for c in compilers):
+        return "torch.compile's inductor needs a C++ compiler (g++ or clang++; Debian: apt-get install g++)"
+    return None
+
+
+# API -> how an implementation and its arguments become the op (default: call it each time).
+BINDERS = {"compile": CompiledOp}
+
+
+def bind(api: str, task: str, forward, params, v) -> Callable[[], object]:
+    """The op of one (task, API) on fixed arguments: a call of it is exactly the timed work."""
+    impl = IMPLEMENTATIONS[api][task]
+    binder = BINDERS.get(api)
+    return binder(impl, forward, params, v) if binder else functools.partial(impl, forward, params, v)
+
+
 def task_label(task: str, api: str) -> str:
-    """The task column of the original report: torch.func rows are 'functorch <task>'."""
-    return task if api == "autograd" else f"functorch {task}"
+    """The task column of the original report: 'functorch <task>' for torch.func, 'compiled
+    <task>' for torch.compile."""
+    return TASK_LABEL_PREFIX[api] + task
 
 
 def draw_v(task: str, output: Tensor, params: Sequence[Tensor], seed: int):

@@ -26,10 +26,10 @@ from funcbench.config import load_asv_conf
 ROOT = Path(__file__).resolve().parents[1]
 ENV_DIR = Path(os.environ.get("FUNCBENCH_ASV_TEST_ENV_DIR", ROOT / ".asv" / "env"))
 
-# A small, cheap --bench subset: ppl_simple_reg and multiheadattn vjp cells (light tier), their
-# time, peak memory and cost ratio. asv matches "name(params)".
+# A small, cheap --bench subset: ppl_simple_reg and multiheadattn vjp cells (light tier) of the two
+# eager APIs, their time, peak memory and cost ratio. asv matches "name(params)".
 SMALL_BENCH = (r"^benchmarks\.(ppl_simple_reg|multiheadattn|Memory|CostRatio)\.(time_op|peakmem_op|track_cost_ratio)"
-               r"\('(ppl_simple_reg|multiheadattn)', 'vjp'")
+               r"\('(ppl_simple_reg|multiheadattn)(', '|:)vjp(', '|:)(autograd|func)'")
 
 
 def project_files(root: Path = ROOT) -> List[str]:

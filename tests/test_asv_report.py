@@ -28,7 +28,7 @@ pytest.importorskip("asv")
 
 MACHINE = "box"
 # time_op of both APIs plus one peakmem_op (which must stay out of the table).
-BENCH = r"^benchmarks\.(ppl_simple_reg|Memory)\.(time_op|peakmem_op)\('ppl_simple_reg', 'vjp'"
+BENCH = r"^benchmarks\.(ppl_simple_reg|Memory)\.(time_op|peakmem_op)\('ppl_simple_reg(', '|:)vjp(', '|:)(autograd|func)'"
 OLD_BENCH = r"^benchmarks\.ppl_simple_reg\.time_op\('ppl_simple_reg', 'vjp', 'autograd'"
 SLOW_CELL = ("ppl_simple_reg[small]", "functorch vjp")
 FAST_CELL = ("ppl_simple_reg[small]", "vjp")

@@ -34,15 +34,28 @@ def test_one_time_class_per_model_named_after_it_with_its_tiers_policy():
     for model, cls in zip(registry.MODELS, _time_classes()):
         assert cls.__name__ == model and hasattr(cls, "time_op")
         models, tasks, apis, presets, devices = cls.params
-        assert models == [model] and presets == ["small", "full"] and devices == ["cpu", "cuda"]
+        assert models == [model] and presets == suite_module.PRESETS and devices == ["cpu", "cuda"]
         policy = suite.TIER_POLICIES[registry.model_spec(model).tier]
         assert {k: getattr(cls, k) for k in policy} == policy
         assert cls.version == str(suite.POLICY_VERSION)  # no tier attribute in the version
         cells += [(m, t, a) for m in models for t in tasks for a in apis if t in registry.selected_tasks(m, a)]
     expected = [(m, t, a) for m in registry.MODELS for a in APIS for t in registry.selected_tasks(m, a)]
     assert sorted(cells) == sorted(expected)
-    for one_round in (suite_module.Memory, suite_module.CostRatio, suite_module.CudaMemory):
-        assert one_round.rounds == 1 and one_round.params[0] == list(registry.MODELS)
+    cells = [str(c) for c in suite.default_cells()]
+    for one_value in (suite_module.Memory, suite_module.CostRatio, suite_module.CudaMemory):
+        assert one_value.params[0] == cells and one_value.param_names == ["cell", "preset", "device"]
+    assert suite_module.Compile.params[0] == [c for c in cells if c.endswith(":compile")]
+    assert suite_module.Instructions.params[0] == [c for c in cells if not c.endswith(":compile")]
+
+
+def test_preset_param_lists_what_the_matrix_and_the_run_measure(monkeypatch, tmp_path):
+    # The default matrix runs small only: no n/a full-preset parameter sets to fork for.
+    assert suite_module.PRESETS == ["small"]
+    conf = tmp_path / "asv.conf.json"
+    conf.write_text('{"matrix": {"env_nobuild": {"FUNCBENCH_PRESET": ["full", "small"]}}}')
+    assert suite.preset_params(conf) == ["small", "full"]
+    monkeypatch.setenv("FUNCBENCH_PRESET", "full")  # an -E existing run asked for full in the shell
+    assert suite.preset_params(tmp_path / "missing.json") == ["full"]
 
 
 def test_timed_methods_are_one_line():
@@ -60,7 +73,7 @@ def test_import_does_not_touch_cuda():
 def test_cuda_memory_is_skipped_on_cpu(monkeypatch):
     monkeypatch.setenv("FUNCBENCH_DEVICE", "cpu")
     with pytest.raises(NotImplementedError):
-        suite_module.CudaMemory().setup("ppl_simple_reg", "vjp", "autograd", "small", "cpu")
+        suite_module.CudaMemory().setup("ppl_simple_reg:vjp:autograd", "small", "cuda")  # its only device param
 
 
 def test_non_default_and_unsupported_cells_are_skipped_with_their_reason():

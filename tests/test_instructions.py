@@ -65,7 +65,9 @@ def test_injected_work_shows_in_counts_and_the_gate_fails_on_it(two_counts, tmp_
 def test_selection_tokens_name_tiers_models_and_cells():
     light = instructions.selected_cells(["light"])
     assert light and {registry.model_spec(c.model).tier for c in light} == {"light"}
-    assert set(light) == {c for c in suite.default_cells() if registry.model_spec(c.model).tier == "light"}
+    assert set(light) == {c for c in suite.default_cells() if registry.model_spec(c.model).tier == "light"
+                          and c.api != "compile"}  # compiled cells only when named one by one
+    assert instructions.selected_cells(["ppl_simple_reg:vjp:compile"]) == [Cell("ppl_simple_reg", "vjp", "compile")]
     assert set(instructions.selected_cells(["resnet18"])) == set(suite.default_cells(["resnet18"]))
     assert instructions.selected_cells(["ppl_simple_reg:vjp:func", "ppl_simple_reg:vjp:func"]) == [FUNC_VJP]
     with pytest.raises(registry.UnknownName, match="'fast' is no tier"):
@@ -80,18 +82,18 @@ def test_without_valgrind_or_on_cuda_the_cells_are_na_with_the_reason(monkeypatc
     reason = instructions.unavailable_reason("cpu")
     assert "valgrind is not installed" in reason
     with pytest.raises(NotImplementedError, match="valgrind is not installed"):
-        instructions.counted(dict(cells={}, unavailable=reason), *VJP, "small", "cpu")
+        instructions.counted(dict(cells={}, unavailable=reason), str(VJP), "small", "cpu")
 
 
 def test_a_cell_not_selected_is_na_and_a_failed_count_is_an_error():
     counts = dict(cells={str(VJP): 900_000.0, str(FUNC_VJP): {"error": "RuntimeError: boom"}}, unavailable=None)
-    assert instructions.counted(counts, *VJP, "small", "cpu") == 900_000.0
+    assert instructions.counted(counts, str(VJP), "small", "cpu") == 900_000.0
     with pytest.raises(NotImplementedError, match="not counted: FUNCBENCH_INSTRUCTIONS"):
-        instructions.counted(counts, "ppl_simple_reg", "jvp", "autograd", "small", "cpu")
+        instructions.counted(counts, "ppl_simple_reg:jvp:autograd", "small", "cpu")
     with pytest.raises(RuntimeError, match="boom"):
-        instructions.counted(counts, *FUNC_VJP, "small", "cpu")
+        instructions.counted(counts, str(FUNC_VJP), "small", "cpu")
     with pytest.raises(NotImplementedError, match="FUNCBENCH_PRESET=small"):
-        instructions.counted(counts, *VJP, "full", "cpu")
+        instructions.counted(counts, str(VJP), "full", "cpu")
 
 
 # An extra elementwise op in ppl_simple_reg's forward: the kind of regression (an extra copy)
@@ -120,7 +122,7 @@ def test_asv_continuous_and_the_instruction_gate_fail_on_a_commit_that_adds_work
     assert proc.returncode != 0, output[-4000:]
     assert "PERFORMANCE DECREASED" in output, output[-4000:]
     flagged = [line for line in output.splitlines() if line.startswith("|") and line.strip("| ").startswith("+")]
-    assert len(flagged) == 1 and "track_instructions('ppl_simple_reg', 'vjp', 'autograd'" in flagged[0], output[-4000:]
+    assert len(flagged) == 1 and "track_instructions('ppl_simple_reg:vjp:autograd'" in flagged[0], output[-4000:]
     # The same results through funcbench's gate.
     argv = ["compare", "--metric", "instructions", "--results-dir", str(work / "results"),
             "--before", f"asv:{base[:8]}@box", "--after", f"asv:{head[:8]}@box", "--fail-above", "1.005"]

@@ -35,7 +35,7 @@ def test_unsupported_is_a_not_implemented_error_so_asv_skips_it():
 @pytest.mark.parametrize("call, words", [
     (lambda: registry.prepare("nope", "vjp", "autograd"), "unknown model 'nope'; choose from: wav2letter"),
     (lambda: registry.prepare("ppl_simple_reg", "grad", "autograd"), "unknown task 'grad'; choose from: vjp"),
-    (lambda: registry.prepare("ppl_simple_reg", "vjp", "jax"), "unknown api 'jax'; choose from: autograd, func"),
+    (lambda: registry.prepare("ppl_simple_reg", "vjp", "jax"), "unknown api 'jax'; choose from: autograd, func, compile"),
     (lambda: registry.build("ppl_simple_reg", "cpu", "huge"), "unknown preset 'huge'; choose from: small, full"),
     (lambda: registry.prepare("ppl_simple_reg", "vjp", "autograd", device="tpu"), "unknown device 'tpu'"),
 ])
@@ -81,7 +81,7 @@ def test_both_apis_see_the_same_v():
     b = registry.prepare("ppl_robust_reg", "hvp", "func")
     assert all(torch.equal(x, y) for x, y in zip(a.v, b.v))
     assert all(x.shape == p.shape for x, p in zip(a.v, a.params))
-    assert APIS == ("autograd", "func")
+    assert APIS == ("autograd", "func", "compile")
 
 
 def test_every_model_has_a_tier_and_a_typo_is_refused():

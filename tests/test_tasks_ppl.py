@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from funcbench import registry
-from funcbench.tasks import APIS, IMPLEMENTATIONS, TASKS, check_result
+from funcbench.tasks import EAGER_APIS as APIS, IMPLEMENTATIONS, TASKS, check_result  # compile: test_compile.py
 
 PPL = ("ppl_simple_reg", "ppl_robust_reg")
 TOL = dict(rtol=1e-4, atol=1e-4)
@@ -44,6 +44,7 @@ def reference(model):
 
 def test_ppl_models_run_every_task_in_both_apis(model):
     assert len(supported(model)) == 2 * len(TASKS) - 1  # all but torch.func's jacobian
+    assert set(registry.selected_tasks(model, "compile", run_slow_tasks=True)) == set(TASKS) - {"jacobian"}
 
 
 # torch.func has no non-vectorized jacobian (test_registry checks it says so).
