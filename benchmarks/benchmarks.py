@@ -3,8 +3,10 @@ funcbench.suite and every measurement in a funcbench module. Each benchmark meth
 
 Benchmark names say what is measured and never how it is sampled:
 
-- ``benchmarks.<model>.time_op``: seconds per call; one class per model, its cost tier's
-  sample counts as attributes; params model, task, api, preset, device.
+- ``benchmarks.<model>.time_op``: seconds per call of the eager APIs (autograd, func); one
+  class per model, its cost tier's sample counts as attributes; params model, task, api, preset,
+  device. ``benchmarks.<model>.time_compiled_op``: the same for api=compile, with the compiled
+  policy's sample counts (suite.COMPILED_POLICY), on models that have compiled cells.
 - ``benchmarks.Memory.peakmem_op``, ``benchmarks.CostRatio.track_cost_ratio``,
   ``benchmarks.CudaMemory.track_cuda_peak_memory``, ``benchmarks.Compile.track_compile_seconds``,
   ``benchmarks.Instructions.track_instructions``: one value per parameter set; params cell
@@ -50,10 +52,23 @@ class _TimeOp:
         self.call()
 
 
+def _time_class(model: str) -> type:
+    """The model's class: time_op with its tier's policy; time_compiled_op (its own params and
+    policy as function attributes, which asv reads before the class's) where it has compiled cells."""
+    namespace = dict(params=suite.model_params(model, PRESETS, ["autograd", "func"]), **suite.asv_policy(model),
+                     __doc__=f"Seconds per call of {model}'s ops ({registry.model_spec(model).tier} tier).")
+    compiled = suite.model_params(model, PRESETS, ["compile"])
+    if compiled[1]:
+        def time_compiled_op(self, *params):
+            self.call()
+
+        time_compiled_op.__dict__.update(params=compiled, **suite.COMPILED_POLICY)
+        namespace["time_compiled_op"] = time_compiled_op
+    return type(model, (_TimeOp,), namespace)
+
+
 for _model in registry.MODELS:
-    globals()[_model] = type(_model, (_TimeOp,), dict(
-        params=suite.model_params(_model, PRESETS), **suite.asv_policy(_model),
-        __doc__=f"Seconds per call of {_model}'s ops ({registry.model_spec(_model).tier} tier)."))
+    globals()[_model] = _time_class(_model)
 del _model
 
 
@@ -66,9 +81,13 @@ class _PerCell:
     timeout = suite.LONGEST_TIMEOUT
 
 
+EAGER_CELLS = suite.default_cells(apis=["autograd", "func"])
+
+
 class Memory(_PerCell):
-    """Host max RSS of a process after one call of the op (model build included: RSS only grows)."""
-    params = suite.cell_params(suite.default_cells(), PRESETS)
+    """Host max RSS of a process after one call of the op (model build included: RSS only grows).
+    Eager cells: a compiled cell's process would mostly measure the compiler's footprint."""
+    params = suite.cell_params(EAGER_CELLS, PRESETS)
 
     def setup(self, *params):
         self.call = suite.prepared_cell(*params).call
@@ -78,8 +97,8 @@ class Memory(_PerCell):
 
 
 class CostRatio(_PerCell):
-    """Op time / no-grad forward time (unit "ratio"), medians measured in one process."""
-    params = suite.cell_params(suite.default_cells(), PRESETS)
+    """Op time / no-grad forward time (unit "ratio"), medians measured in one process; eager cells."""
+    params = suite.cell_params(EAGER_CELLS, PRESETS)
 
     def setup(self, *params):
         self.prepared = suite.prepared_cell(*params)
@@ -122,7 +141,7 @@ class Instructions(_PerCell):
     the cells FUNCBENCH_INSTRUCTIONS names (default: the light tier's). setup_cache counts them
     all in one valgrind process, once per environment; n/a with the reason where valgrind is
     missing, on CUDA devices and for cells not counted."""
-    params = suite.cell_params(suite.default_cells(apis=["autograd", "func"]), PRESETS)
+    params = suite.cell_params(EAGER_CELLS, PRESETS)
     timeout = 60  # each benchmark only looks its count up; the counting is setup_cache's
 
     def setup_cache(self):

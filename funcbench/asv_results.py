@@ -300,7 +300,8 @@ def _is_number(value) -> bool:
 
 # Which asv benchmarks hold each metric's values (method name -> metric).
 METRIC_METHODS = {"time": lambda method: method.startswith("time_"),
-                  "instructions": lambda method: method == "track_instructions"}
+                  "instructions": lambda method: method == "track_instructions",
+                  "compile_seconds": lambda method: method == "track_compile_seconds"}
 CELL_PARAMS = ("model", "task", "api")  # a time class's; the one-value classes have one "cell" param
 
 
@@ -428,9 +429,10 @@ def listing(results_dir: str) -> str:
 def heading(side: AsvSide) -> str:
     if not side.report.rows:
         return f"asv results for {side.describe()}: no {side.metric} results with model/task/api params"
-    if side.metric == "instructions":
-        return (f"asv results for {side.describe()}; instructions per call (track_instructions; var 0: asv "
-                f"keeps one count per cell):")
+    if side.metric != "time":
+        what = {"instructions": "instructions per call", "compile_seconds": "seconds to compile, empty cache"}
+        return (f"asv results for {side.describe()}; {what[side.metric]} (var 0: asv keeps one value per cell "
+                f"of a track_* benchmark):")
     how = ("mean and var of the recorded samples" if side.sampled == len(side.report.rows)
            else "mean = asv's median, var from the interquartile range (no --record-samples)" if not side.sampled
            else f"{side.sampled} of {len(side.report.rows)} rows from recorded samples")

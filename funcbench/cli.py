@@ -19,7 +19,7 @@ from . import asv_results, interleave, registry
 from .measurement import METRICS, Measurement
 from .models.common import DEFAULT_SEED, PRESETS
 from .registry import MODELS, Cell, Unsupported, UnknownName
-from .report import Report, ReportFormatError, changes, compare, over_limit, summary
+from .report import Report, ReportFormatError, changes, compare, compile_summary, over_limit, summary
 from .tasks import APIS, EAGER_APIS, TASKS, assert_consistent, compile_unavailable_reason, task_label
 from .timing import allocator_is_pinned, steady_allocator, time_calls
 
@@ -268,8 +268,18 @@ def cmd_report(args) -> int:
             print(asv_results.listing(args.results_dir))
             return 0
         side, notes = asv_results.load(args.results_dir, args.commit, args.machine, args.environment, args.metric)
+        if args.compile_summary:
+            compiled, _ = asv_results.load(args.results_dir, side.source.commit, side.source.machine,
+                                           side.source.env_name, "compile_seconds")
     except asv_results.SelectionError as error:
         raise UsageError(str(error)) from None
+    if args.compile_summary:
+        text = compile_summary(side.report, compiled.report)
+        print(f"torch.compile against eager torch.func, {side.describe()} (medians of asv's samples):\n")
+        print(text)
+        if args.output:
+            _write(args.output, text)
+        return 0
     for note in notes:
         _stderr(f"funcbench report: {note}")
     if side.missing:
@@ -361,7 +371,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--environment", help="asv environment name, or a part only one has (default: the newest)")
     rep.add_argument("--list", action="store_true", help="list the commits, machines and environments instead")
     rep.add_argument("--metric", choices=METRICS, default="time",
-                     help="time (time_* benchmarks, default) or instructions (track_instructions)")
+                     help="time (time_* benchmarks, default), instructions (track_instructions) or "
+                          "compile_seconds (track_compile_seconds)")
+    rep.add_argument("--compile-summary", action="store_true",
+                     help="instead: per compiled cell, eager torch.func vs compiled time, speedup, compile seconds")
     rep.add_argument("--output", help="also write the markdown report to this file")
     return parser
 

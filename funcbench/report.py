@@ -146,6 +146,31 @@ def compare(before: Report, after: Report, not_significant: Optional[Iterable[Ke
     return _table(COMPARE_HEADER, rows)
 
 
+def compile_summary(times: Report, compile_seconds: Report) -> str:
+    """Per compiled cell: eager torch.func against compiled per-call time, the speedup, and the
+    seconds the cold compile took (a markdown table for the README and PRs)."""
+    by_cell = {(m.cell, m.preset): m for m in times.measurements.values()}
+    cold = {(m.cell, m.preset): m for m in compile_seconds.measurements.values()}
+    rows = []
+    for (cell, preset), compiled in by_cell.items():
+        if cell.api != "compile":
+            continue
+        eager = by_cell.get((cell._replace(api="func"), preset))
+        seconds = cold.get((cell, preset))
+        speedup = f"{eager.median / compiled.median:.2f}x" if eager else "n/a"
+        rows.append((f"{model_label(cell.model, preset)} {cell.task}", _ms(eager.median if eager else None),
+                     _ms(compiled.median), speedup, f"{seconds.mean:.1f}" if seconds else "n/a"))
+    header = ("cell", "eager torch.func (ms)", "compiled (ms)", "speedup", "compile, empty cache (s)")
+    return "| " + " | ".join(header) + " |\n|---|---:|---:|---:|---:|\n" + "".join(
+        "| " + " | ".join(row) + " |\n" for row in rows)
+
+
+def _ms(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "n/a"
+    return f"{seconds * 1e3:.3f}" if seconds < 0.01 else f"{seconds * 1e3:.1f}"
+
+
 def _percent(ratio: float) -> str:
     return f"{(ratio - 1) * 100:+.1f} %"
 

@@ -53,6 +53,11 @@ TIER_POLICIES: Dict[str, dict] = {
     "heavy": dict(repeat=(4, 6, 6.0), rounds=2, warmup_time=0.0, timeout=1800),
 }
 assert set(TIER_POLICIES) == set(config.TIERS)
+# Compiled ops, whatever the model's tier: each round is a process that compiles again (from
+# the run's warm cache still 2-8 s: dynamo traces the torch.func transform anew), so two
+# rounds of more samples. Two rounds let one slow process weigh half (policy v4's lesson),
+# the price of keeping a compiled cell at ~10-20 s of a run instead of ~50.
+COMPILED_POLICY = dict(repeat=(10, 40, 0.5), rounds=2, warmup_time=0.05, timeout=900)
 # Classes measured once per process whatever the model (peak memory, cost ratio, counts).
 LONGEST_TIMEOUT = max(policy["timeout"] for policy in TIER_POLICIES.values())
 
@@ -121,11 +126,11 @@ def prepare_parent_process() -> None:
 # ----------------------------------------------------------------------------- parameters
 
 
-def tasks_param(models: Sequence[str]) -> List[str]:
-    """Tasks some model of ``models`` runs in some API, in the registry's order: the defaults,
-    or every supported task with FUNCBENCH_RUN_SLOW_TASKS=1."""
+def tasks_param(models: Sequence[str], apis: Sequence[str] = APIS) -> List[str]:
+    """Tasks some model of ``models`` runs in some API of ``apis``, in the registry's order: the
+    defaults, or every supported task with FUNCBENCH_RUN_SLOW_TASKS=1."""
     slow = config.run_slow_tasks()
-    wanted = {t for m in models for api in APIS for t in registry.selected_tasks(m, api, slow)}
+    wanted = {t for m in models for api in apis for t in registry.selected_tasks(m, api, slow)}
     return [t for t in TASKS if t in wanted]
 
 
@@ -151,9 +156,9 @@ def preset_params(conf_path: Optional[Path] = None) -> List[str]:
     return [p for p in PRESETS if p in listed]
 
 
-def model_params(model: str, presets: Sequence[str]) -> list:
-    """Params of a model's time class: model, task, api, preset, device."""
-    return [[model], tasks_param([model]), list(APIS), list(presets), list(DEVICE_KINDS)]
+def model_params(model: str, presets: Sequence[str], apis: Sequence[str] = APIS) -> list:
+    """Params of a model's time benchmark: model, task, api, preset, device."""
+    return [[model], tasks_param([model], apis), list(apis), list(presets), list(DEVICE_KINDS)]
 
 
 def cell_params(cells: Sequence[Cell], presets: Sequence[str], devices: Sequence[str] = DEVICE_KINDS) -> list:
@@ -321,9 +326,9 @@ COST_RATIO_BUDGET_S = 0.3  # seconds of op calls per cost ratio (policy v3: 1 s;
 
 def cost_ratio(prepared_op: Prepared) -> float:
     """Op time / no-grad forward time, medians of a few calls each in this one process (about
-    0.3 s of op calls, 3 to 21 of them; a ratio of two medians of one process needs no more)."""
+    0.3 s of op calls, at most 21; a single call for ops over 0.3 s, already stable there)."""
     case = prepared_op.case
-    calls = max(3, min(21, int(COST_RATIO_BUDGET_S / max(prepared_op.first_call_s, 1e-6))))
+    calls = max(1, min(21, int(COST_RATIO_BUDGET_S / max(prepared_op.first_call_s, 1e-6))))
     sync = (lambda: torch.cuda.synchronize(case.device)) if torch.device(case.device).type == "cuda" else (lambda: None)
 
     def forward():

@@ -34,18 +34,27 @@ def test_one_time_class_per_model_named_after_it_with_its_tiers_policy():
     for model, cls in zip(registry.MODELS, _time_classes()):
         assert cls.__name__ == model and hasattr(cls, "time_op")
         models, tasks, apis, presets, devices = cls.params
-        assert models == [model] and presets == suite_module.PRESETS and devices == ["cpu", "cuda"]
+        assert models == [model] and apis == ["autograd", "func"]
+        assert presets == suite_module.PRESETS and devices == ["cpu", "cuda"]
         policy = suite.TIER_POLICIES[registry.model_spec(model).tier]
         assert {k: getattr(cls, k) for k in policy} == policy
         assert cls.version == str(suite.POLICY_VERSION)  # no tier attribute in the version
-        cells += [(m, t, a) for m in models for t in tasks for a in apis if t in registry.selected_tasks(m, a)]
+        grids = [cls.params]
+        if hasattr(cls, "time_compiled_op"):  # its own params and policy, as function attributes
+            method = cls.time_compiled_op
+            assert method.params[2] == ["compile"] and {k: getattr(method, k) for k in suite.COMPILED_POLICY} \
+                == suite.COMPILED_POLICY
+            grids.append(method.params)
+        for models, tasks, apis, _, _ in grids:
+            cells += [(m, t, a) for m in models for t in tasks for a in apis if t in registry.selected_tasks(m, a)]
     expected = [(m, t, a) for m in registry.MODELS for a in APIS for t in registry.selected_tasks(m, a)]
     assert sorted(cells) == sorted(expected)
-    cells = [str(c) for c in suite.default_cells()]
-    for one_value in (suite_module.Memory, suite_module.CostRatio, suite_module.CudaMemory):
+    all_cells = [str(c) for c in suite.default_cells()]
+    eager = [c for c in all_cells if not c.endswith(":compile")]
+    for one_value, cells in ((suite_module.Memory, eager), (suite_module.CostRatio, eager),
+                             (suite_module.Instructions, eager), (suite_module.CudaMemory, all_cells),
+                             (suite_module.Compile, [c for c in all_cells if c.endswith(":compile")])):
         assert one_value.params[0] == cells and one_value.param_names == ["cell", "preset", "device"]
-    assert suite_module.Compile.params[0] == [c for c in cells if c.endswith(":compile")]
-    assert suite_module.Instructions.params[0] == [c for c in cells if not c.endswith(":compile")]
 
 
 def test_preset_param_lists_what_the_matrix_and_the_run_measure(monkeypatch, tmp_path):
@@ -60,7 +69,7 @@ def test_preset_param_lists_what_the_matrix_and_the_run_measure(monkeypatch, tmp
 
 def test_timed_methods_are_one_line():
     import inspect
-    for method in (suite_module._TimeOp.time_op, suite_module.Memory.peakmem_op,
+    for method in (suite_module._TimeOp.time_op, suite_module.ppl_simple_reg.time_compiled_op, suite_module.Memory.peakmem_op,
                    suite_module.CostRatio.track_cost_ratio, suite_module.CudaMemory.track_cuda_peak_memory):
         body = [line for line in inspect.getsource(method).splitlines()[1:] if line.strip()]
         assert len(body) == 1, body

@@ -119,7 +119,7 @@ def test_one_compiled_cell_end_to_end_in_asv(tmp_path):
     _, head = asv_helpers.make_project_repo(work / "repo")
     conf = asv_helpers.write_conf(work / "asv.conf.json", work / "repo", work)
     asv_helpers.add_machine(conf, "box", home)
-    bench = (rf"^benchmarks\.({cell.model}\.time_op\('{cell.model}', '{cell.task}', 'compile'"
+    bench = (rf"^benchmarks\.({cell.model}\.time_compiled_op\('{cell.model}', '{cell.task}', 'compile'"
              rf"|Compile\.track_compile_seconds\('{cell}')")
     # This venv's python: funcbench is installed from the working tree there (pip install -e).
     asv_helpers.run_existing(conf, sys.executable, head, "box", home, bench=bench)
@@ -130,6 +130,6 @@ def test_one_compiled_cell_end_to_end_in_asv(tmp_path):
     def values(name):
         return [v for v in data["results"][name][columns.index("result")] if v is not None and not math.isnan(v)]
 
-    (seconds_per_call,) = values(f"benchmarks.{cell.model}.time_op")
+    (seconds_per_call,) = values(f"benchmarks.{cell.model}.time_compiled_op")
     (compile_seconds,) = values("benchmarks.Compile.track_compile_seconds")
     assert 0 < seconds_per_call < 1 and compile_seconds > 20 * seconds_per_call
