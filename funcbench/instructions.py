@@ -5,9 +5,10 @@ executes do not depend on what else the machine does, so two processes of the sa
 to ~0.1 % and a 1 % change shows. What counts see: Python and dispatch overhead, the work done
 in kernels, extra copies. What they cannot: memory stalls, frequency, vectorisation width, GPUs.
 
-One valgrind process counts every requested cell (``count``), because starting python and
-importing torch under valgrind costs ~25 s: the parent (asv's setup_cache of
-``benchmarks.Instructions``, or a test) writes a request, runs
+Two valgrind processes (cells dealt round-robin, run at once) count every requested cell (``count``):
+starting python and importing torch under valgrind costs ~25 s, so never one per cell. The
+parent (asv's setup_cache of ``benchmarks.Instructions``, or a test) writes a request per
+process, runs
 
     valgrind --tool=callgrind --instr-atstart=no --collect-atstart=no python -m funcbench.instructions REQUEST
 
@@ -130,9 +131,23 @@ def build_controls(folder: Path) -> Optional[Path]:
     return library if result.returncode == 0 else None
 
 
+# Cells are counted in this many valgrind processes at once: the machine's second core is idle
+# while asv waits for setup_cache (the light tier: 147 s in one process). Always this many,
+# whatever the cores: which cells share a process shapes its heap, and so its counts, so the
+# split must not depend on the machine.
+PROCESSES = 2
+
+
+def split(cells: Sequence[Cell], groups: int = PROCESSES) -> List[List[Cell]]:
+    """``cells`` dealt round-robin into ``groups`` lists, in their order: each process gets about
+    half of every model's cells (a model's cells differ in cost by 100x; its build is cheap)."""
+    parts = [list(cells[index::groups]) for index in range(groups)]
+    return [part for part in parts if part]
+
+
 def count(cells: Sequence[Cell], preset: str = "small", workdir: Optional[Path] = None,
           injection: str = "", timeout: float = 6 * 3600) -> Dict[Cell, Count]:
-    """Count ``cells`` in one valgrind process; a cell that fails carries its error.
+    """Count ``cells`` in PROCESSES valgrind processes at once; a cell that fails carries its error.
 
     ``injection`` ("model:task:api:factor", TEST-ONLY) adds spin() work to that cell, priced
     in instructions here (so factor 1.01 adds >= 1 % of the cell's counted instructions)."""
@@ -141,24 +156,37 @@ def count(cells: Sequence[Cell], preset: str = "small", workdir: Optional[Path] 
     folder.mkdir(parents=True, exist_ok=True)
     try:
         controls = build_controls(folder)
-        request = dict(cells=[str(c) for c in cells], preset=preset, controls=str(controls) if controls else None,
-                       injection=injection, tiers={str(c): registry.model_spec(c.model).tier for c in cells})
-        (folder / "request.json").write_text(json.dumps(request))
-        command = ["valgrind", "--tool=callgrind", "--collect-atstart=no", f"--instr-atstart={'no' if controls else 'yes'}",
-                   "--dump-instr=no", "--dump-line=no", f"--callgrind-out-file={folder}/callgrind.out.%p",
-                   sys.executable, "-m", "funcbench.instructions", str(folder)]
         env = dict(os.environ, PYTHONHASHSEED="0", GLIBC_TUNABLES=GLIBC_TUNABLES,
                    OMP_NUM_THREADS=str(suite.THREADS), MKL_NUM_THREADS=str(suite.THREADS))
         env.pop(config.INJECT_SLOWDOWN.name, None)  # the request says what to inject, priced in instructions
-        try:
-            result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise CountingFailed(f"callgrind did not finish {len(cells)} cells within {timeout:.0f} s") from None
-        manifest = folder / "manifest.json"
-        if result.returncode != 0 or not manifest.is_file():
-            tail = [line for line in result.stderr.splitlines() if line and not line.startswith("==")][-3:]
-            raise CountingFailed(f"callgrind exited {result.returncode}: {' | '.join(tail) or 'no output'}")
-        return _read_counts(folder, json.loads(manifest.read_text()))
+        running = []
+        for index, group in enumerate(split(cells)):
+            part = folder / f"part{index}"  # same name length in every run: the paths are in the heap too
+            part.mkdir(exist_ok=True)
+            request = dict(cells=[str(c) for c in group], preset=preset, controls=str(controls) if controls else None,
+                           injection=injection, tiers={str(c): registry.model_spec(c.model).tier for c in group})
+            (part / "request.json").write_text(json.dumps(request))
+            command = ["valgrind", "--tool=callgrind", "--collect-atstart=no",
+                       f"--instr-atstart={'no' if controls else 'yes'}", "--dump-instr=no", "--dump-line=no",
+                       f"--callgrind-out-file={part}/callgrind.out.%p", sys.executable, "-m", "funcbench.instructions",
+                       str(part)]
+            running.append((part, group, subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                                          text=True, env=env)))
+        counts: Dict[Cell, Count] = {}
+        deadline = time.monotonic() + timeout
+        for part, group, process in running:
+            try:
+                _, stderr = process.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                for _, _, other in running:
+                    other.kill()
+                raise CountingFailed(f"callgrind did not finish {len(cells)} cells within {timeout:.0f} s") from None
+            manifest = part / "manifest.json"
+            if process.returncode != 0 or not manifest.is_file():
+                tail = [line for line in stderr.splitlines() if line and not line.startswith("==")][-3:]
+                raise CountingFailed(f"callgrind exited {process.returncode}: {' | '.join(tail) or 'no output'}")
+            counts.update(_read_counts(part, json.loads(manifest.read_text())))
+        return {cell: counts[cell] for cell in cells}
     finally:
         if own:
             shutil.rmtree(folder, ignore_errors=True)

@@ -132,3 +132,11 @@ def test_asv_continuous_and_the_instruction_gate_fail_on_a_commit_that_adds_work
     assert "1 rows on both sides" not in err and "2 rows on both sides" in err
     results = json.loads(next((work / "results" / "box").glob(f"{head[:8]}-*.json")).read_text())
     assert "benchmarks.Instructions.track_instructions" in results["results"]
+
+
+def test_cells_are_dealt_to_two_processes_the_same_way_on_every_machine():
+    cells = instructions.selected_cells(["light"])
+    groups = instructions.split(cells)
+    assert len(groups) == instructions.PROCESSES == 2
+    assert groups == [cells[0::2], cells[1::2]]
+    assert instructions.split([VJP]) == [[VJP]]
