@@ -112,8 +112,9 @@ def _keep_earlier(results_dir: Path, machine: str, commit: str, env_name: str, s
 class Runner:
     """asv commands for one configuration file, machine and benchmark selection."""
 
-    def __init__(self, conf: Path, machine: str, bench: Sequence[str], log=print):
+    def __init__(self, conf: Path, machine: str, bench: Sequence[str], log=print, env: Optional[dict] = None):
         self.conf, self.machine, self.bench, self.log = Path(conf).absolute(), machine, list(bench), log
+        self.env = env  # the asv commands' environment (default: this process's)
         if not self.conf.is_file():
             raise InterleaveError(f"no asv configuration {str(conf)!r} (run from the funcbench checkout, or --config)")
         conf = config.load_asv_conf(self.conf)
@@ -121,7 +122,8 @@ class Runner:
 
     def register_machine(self) -> None:
         """``asv machine --yes --machine NAME`` where asv does not know the machine yet."""
-        known = Path(os.path.expanduser("~/.asv-machine.json"))
+        home = (self.env or os.environ).get("HOME", os.path.expanduser("~"))
+        known = Path(home) / ".asv-machine.json"
         try:
             if self.machine in json.loads(known.read_text()):
                 return
@@ -131,7 +133,7 @@ class Runner:
 
     def _run(self, command: List[str]) -> None:
         self.log("+ " + " ".join(command))
-        result = subprocess.run(command, cwd=self.conf.parent)
+        result = subprocess.run(command, cwd=self.conf.parent, env=self.env)
         if result.returncode != 0:
             raise InterleaveError(f"{' '.join(command[2:4])} exited {result.returncode} (see above)")
 

@@ -16,7 +16,7 @@ from ..asv_driver import Workspace, git_hash, load_avg, measured
 from . import reference, runs, stats
 from .markdown import markdown
 
-PARTS = ("fidelity", "noise", "sensitivity", "cost", "gpu")
+PARTS = ("fidelity", "noise", "sensitivity", "cost", "interleave", "gpu")
 MACHINE = "funcbench-audit"
 DEFAULT_FACTORS = (1.0, 1.05, 1.1, 1.25, 1.5)  # 1.0: the control
 # One cell of the light tier and one of the medium tier.
@@ -46,6 +46,12 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--metric", choices=tuple(METHODS), default="time",
                         help="sensitivity: time_op with asv compare --factor 1.1, or track_instructions with 1.01")
     parser.add_argument("--no-quick", action="store_true", help="cost: skip the asv run --quick timing")
+    here = Path(sys.executable).parent
+    parser.add_argument("--python-a", default=str(here / "python"),
+                        help="interleave: one side's python (default: this one, as .../python)")
+    parser.add_argument("--python-b", default=str(here / "python3"),
+                        help="interleave: the other side's (default: the same build, as .../python3)")
+    parser.add_argument("--rounds", type=int, default=6, help="interleave: one-round runs per side (default 6)")
     args = parser.parse_args(argv)
     args.parts = PARTS if args.part == "all" else tuple(p for p in PARTS if p in args.part.split(","))
     unknown = set(args.part.split(",")) - set(PARTS) - {"all"}
@@ -82,7 +88,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         (out / "audit.md").write_text(markdown(report))
 
     ws: Optional[Workspace] = None
-    if set(parts) & {"fidelity", "noise", "sensitivity", "cost"}:
+    if set(parts) & {"fidelity", "noise", "sensitivity", "cost", "interleave"}:
         ws = Workspace(out / "asv", device=args.device, preset=args.preset, machine=MACHINE)
 
     run_a = run_b = None
@@ -110,10 +116,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                                                      measured(ws.values(head)))
             save()
     if "noise" in parts:
-        rows = ws.compare(base, head, 1.1)
-        report["noise"] = dict(command=command, wall_s=[run_a.wall_s, run_b.wall_s],
+        factor = METHODS[args.metric][1]
+        rows = ws.compare(base, head, factor)
+        report["noise"] = dict(command=command, wall_s=[run_a.wall_s, run_b.wall_s], factor=factor,
                                load=f"{run_a.load_before} -> {run_b.load_after}",
                                summary=stats.noise_summary(rows),
+                               instructions=stats.count_agreement(measured(ws.values(base), "track_instructions"),
+                                                                  measured(ws.values(head), "track_instructions")),
                                flagged=[dataclasses.asdict(r) for r in rows if r.mark in ("+", "-")])
         save()
     if "cost" in parts:
@@ -138,6 +147,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     f"--factors {args.factors} --reps {args.reps}",
             method=method, compare_factor=factor, load=f"{load0} -> {load_avg()}", rows=rows,
             smallest_reliable=stats.smallest_reliable(rows))
+        save()
+    if "interleave" in parts:
+        bench = args.bench or [r"^benchmarks\.\w+\.time_op"]
+        report["interleave"] = dict(
+            command=f"python -m funcbench.audit --part interleave{bench_args} --rounds {args.rounds}",
+            rounds=args.rounds, **runs.same_build_twice(ws, args.python_a, args.python_b, bench, args.rounds, log=log))
         save()
     if "gpu" in parts:
         result = reference.gpu_rows(args.device, args.preset, suite.default_cells())

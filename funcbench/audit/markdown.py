@@ -50,15 +50,36 @@ def markdown(report: dict) -> str:
                       f"{h['overhead_us']:+.2f} µs.", ""]
     if "noise" in report:
         n = report["noise"]
-        lines += ["### Noise: same code run twice, `asv compare --factor 1.1`", "",
+        lines += [f"### Noise: same code run twice, `asv compare --factor {n.get('factor', 1.1)}`", "",
                   f"`{n['command']}` (runs: {n['wall_s'][0]:.0f} s, {n['wall_s'][1]:.0f} s; load {n['load']})", "",
-                  "| benchmark | compared | false regressions | false improvements | beyond 1.1× but not significant | not comparable (versions differ) |",
+                  f"| benchmark | compared | false regressions | false improvements | beyond {n.get('factor', 1.1)}× but not significant | not comparable (versions differ) |",
                   "|---|---:|---:|---:|---:|---:|"]
         for method, c in sorted(n["summary"].items()):
             lines.append(f"| {method} | {c['compared']} | {c['false_regressions']} | {c['false_improvements']} | "
                          f"{c['not_significant_beyond_factor']} | {c['not_comparable']} |")
+        agreement = n.get("instructions")
+        if agreement:
+            lines += ["", f"Instruction counts, run 2 / run 1: {agreement['within_0_1']}/{agreement['cells']} cells within "
+                      f"0.1 %, {agreement['within_0_2']}/{agreement['cells']} within 0.2 %; largest difference "
+                      f"{agreement['worst'] * 100:+.3f} % ({agreement['worst_cell']})."]
         if n["flagged"]:
             lines += ["", "Flagged: " + "; ".join(f"{r['mark']} {r['ratio']} {r['name']}" for r in n["flagged"])]
+        lines.append("")
+    if "interleave" in report:
+        i = report["interleave"]
+        lines += ["### One torch build twice as two existing environments: separate runs vs `funcbench interleave`", "",
+                  f"`{i['command']}`", "",
+                  "| runs | rows | significant (asv's test) | significant beyond the factor | median abs change | load |",
+                  "|---|---:|---:|---:|---:|---|"]
+        for label in ("separate", "interleaved"):
+            r = i.get(label)
+            if r:
+                median = "n/a" if r["median_abs_change"] is None else f"{r['median_abs_change'] * 100:.1f} %"
+                lines.append(f"| {label} | {r['rows']} | {r['significant']} | {r['significant_beyond']} "
+                             f"(> {r['factor']}x) | {median} | {r['load']} |")
+        for label in ("separate", "interleaved"):
+            if i.get(label, {}).get("beyond"):
+                lines += ["", f"Beyond the factor, {label}: " + "; ".join(i[label]["beyond"])]
         lines.append("")
     if "sensitivity" in report:
         s = report["sensitivity"]

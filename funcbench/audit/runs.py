@@ -5,9 +5,12 @@ import math
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .. import config
+from pathlib import Path
+
+from .. import asv_results, config, interleave
 from ..asv_driver import Workspace, bench_regex, load_avg, measured, split_name
 from ..registry import Cell
+from ..report import changes
 
 
 def sensitivity(ws: Workspace, cells: Sequence[Cell], factors: Sequence[float], reps: int, base: str, head: str,
@@ -20,6 +23,8 @@ def sensitivity(ws: Workspace, cells: Sequence[Cell], factors: Sequence[float], 
     found: Dict[Tuple[str, float], dict] = {}
     for cell in cells:
         regex = bench_regex(cell, method)
+        if method == "track_instructions":  # count only this cell: one short valgrind run per asv run
+            env = dict(env or {}, **{config.INSTRUCTIONS.name: str(cell)})
         for rep in range(reps):
             ws.forget(base)
             ws.run(base, [regex], env=env)
@@ -46,3 +51,43 @@ def sensitivity(ws: Workspace, cells: Sequence[Cell], factors: Sequence[float], 
                     f"{row[0].ratio if row else ''}, load {load_avg()}")
         ws.forget(head)
     return list(found.values())
+
+
+def same_build_twice(ws: Workspace, python_a: str, python_b: str, bench: Sequence[str], rounds: int,
+                     factor: float = 1.05, log=print) -> dict:
+    """One torch build as two existing environments (two paths to one python), timed twice: two
+    asv runs one after the other (before `funcbench interleave`), then interleaved. Every row
+    asv's test calls significant is a false flag; the goal is none beyond ``factor``."""
+    commit = interleave.git("rev-parse", "HEAD")
+    sides = [interleave.resolve(p) for p in (python_a, python_b)]
+    out = {}
+    for label in ("separate", "interleaved"):
+        ws.forget(commit)
+        log(f"same build twice, {label}, load {load_avg()}")
+        started = load_avg()
+        if label == "separate":
+            for side in sides:
+                ws.python = side.python
+                ws.run(commit, bench)
+        else:
+            runner = interleave.Runner(ws.conf, ws.machine, bench, log=log, env=ws.env())
+            interleave.interleave(sides[0], sides[1], runner, rounds, log=log)
+        out[label] = dict(load=f"{started} -> {load_avg()}", **_false_flags(ws, commit, sides, factor))
+    return out
+
+
+def _false_flags(ws: Workspace, commit: str, sides, factor: float) -> dict:
+    entries = asv_results.scan(str(ws.results_dir))
+    loaded = []
+    for side in sides:
+        entry, _ = asv_results.select(entries, commit, ws.machine, side.env_name)
+        loaded.append(asv_results.read_side(str(ws.results_dir), entry))
+    before, after = loaded
+    rows = changes(before.report, after.report, asv_results.not_significant(before, after), "time", statistics=True)
+    judged = [r for r in rows if r.ratio is not None]
+    flagged = [r for r in judged if r.significant]
+    beyond = [r for r in flagged if max(r.ratio, 1 / r.ratio) > factor]
+    ratios = sorted(abs(r.ratio - 1) for r in judged)
+    return dict(rows=len(judged), significant=len(flagged), significant_beyond=len(beyond), factor=factor,
+                median_abs_change=ratios[len(ratios) // 2] if ratios else None,
+                beyond=[f"{r.label} {r.ratio:.3f}" for r in beyond])

@@ -83,6 +83,18 @@ def noise_summary(rows: List[CompareRow]) -> dict:
     return by_method
 
 
+def count_agreement(first: Dict[Cell, dict], second: Dict[Cell, dict]) -> Optional[dict]:
+    """Instruction counts of the same cells in two runs: the largest relative difference, and
+    how many cells agree within 0.1 % and 0.2 %. None when neither run counted."""
+    both = [c for c in first if c in second]
+    if not both:
+        return None
+    diffs = {str(c): second[c]["value"] / first[c]["value"] - 1 for c in both}
+    worst = max(diffs, key=lambda c: abs(diffs[c]))
+    return dict(cells=len(both), within_0_1=sum(abs(d) <= 0.001 for d in diffs.values()),
+                within_0_2=sum(abs(d) <= 0.002 for d in diffs.values()), worst_cell=worst, worst=diffs[worst])
+
+
 def cost_summary(values: Dict[str, dict], durations: Dict[str, float], run: Run) -> dict:
     """Wall time of one run and how much of it the timed samples account for, per tier."""
     sampled = 0.0
