@@ -139,15 +139,15 @@ class Compile(_PerCell):
 class Instructions(_PerCell):
     """Instructions per call of the op under callgrind (the median of the counted calls), for
     the cells FUNCBENCH_INSTRUCTIONS names (default: the light tier's). setup_cache counts them
-    all in one valgrind process, once per environment; n/a with the reason where valgrind is
-    missing, on CUDA devices and for cells not counted."""
+    all once per environment (funcbench.instructions: two valgrind processes); n/a with the
+    reason where valgrind is missing, on CUDA devices and for cells not counted."""
     params = suite.cell_params(EAGER_CELLS, PRESETS)
     timeout = 60  # each benchmark only looks its count up; the counting is setup_cache's
 
     def setup_cache(self):
         return instructions.count_for_run()
 
-    setup_cache.timeout = 6 * 3600  # the light tier: ~3 min; every tier: hours (README)
+    setup_cache.timeout = 6 * 3600  # the light tier: ~1.5 min; every tier: hours (README)
 
     def setup(self, counts, *params):
         self.count = instructions.counted(counts, *params)

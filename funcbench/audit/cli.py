@@ -22,6 +22,7 @@ DEFAULT_FACTORS = (1.0, 1.05, 1.1, 1.25, 1.5)  # 1.0: the control
 # One cell of the light tier and one of the medium tier.
 DEFAULT_SENSITIVITY_CELLS = ("multiheadattn:vjp:autograd", "transformer:vjp:autograd")
 METHODS = {"time": ("time_op", 1.1), "instructions": ("track_instructions", 1.01)}  # metric -> (method, factor)
+INSTRUCTION_GATE = 1.005  # funcbench compare --fail-above, beside asv's --factor 1.01
 
 
 class Parser(argparse.ArgumentParser):
@@ -141,11 +142,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         method, factor = METHODS[args.metric]
         load0 = load_avg()
         rows = runs.sensitivity(ws, args.cell_list, args.factor_list, args.reps, base, head, method=method,
-                                compare_factor=factor, log=log)
+                                compare_factor=factor, log=log,
+                                gate=INSTRUCTION_GATE if args.metric == "instructions" else None)
         report["sensitivity"] = dict(
             command=f"python -m funcbench.audit --part sensitivity --metric {args.metric} --cells {args.cells} "
                     f"--factors {args.factors} --reps {args.reps}",
-            method=method, compare_factor=factor, load=f"{load0} -> {load_avg()}", rows=rows,
+            method=method, compare_factor=factor,
+            gate=INSTRUCTION_GATE if args.metric == "instructions" else None, load=f"{load0} -> {load_avg()}", rows=rows,
             smallest_reliable=stats.smallest_reliable(rows))
         save()
     if "interleave" in parts:

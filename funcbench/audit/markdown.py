@@ -85,13 +85,16 @@ def markdown(report: dict) -> str:
         s = report["sensitivity"]
         method, factor = s.get("method", "time_op"), s.get("compare_factor", 1.1)
         unit, show = ("instructions", _count) if method == "track_instructions" else ("ms", _ms)
+        gate = s.get("gate")
+        gate_head = f" `funcbench compare --fail-above {gate}` failed |" if gate else ""
         lines += [f"### Sensitivity: injected work vs base, {method}, `asv compare --factor {factor}`", "",
                   f"`{s['command']}` (load {s['load']})", "",
-                  f"| cell | factor | flagged | asv ratios | base ({unit}) | load (1 min) |",
-                  "|---|---:|---:|---|---|---|"]
+                  f"| cell | factor | asv flagged |{gate_head} asv ratios | base ({unit}) | load (1 min) |",
+                  "|---|---:|---:|" + ("---:|" if gate else "") + "---|---|---|"]
         for r in s["rows"]:
             control = " (control)" if r["factor"] == 1.0 else ""
-            lines.append(f"| {r['cell']} | {r['factor']}{control} | {r['flagged']}/{r['reps']} | "
+            gated = f" {r.get('gated', 0)}/{r['reps']} |" if gate else ""
+            lines.append(f"| {r['cell']} | {r['factor']}{control} | {r['flagged']}/{r['reps']} |{gated} "
                          f"{', '.join(r['ratios'])} | {', '.join(show(b) for b in r['base'])} | "
                          f"{', '.join(map(str, r['loads']))} |")
         lines += ["", "Smallest factor flagged in every repetition (and every larger one): " +

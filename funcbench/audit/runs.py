@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
+import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from pathlib import Path
@@ -15,11 +17,13 @@ from ..report import changes
 
 def sensitivity(ws: Workspace, cells: Sequence[Cell], factors: Sequence[float], reps: int, base: str, head: str,
                 method: str = "time_op", compare_factor: float = 1.1, env: Optional[Dict[str, str]] = None,
-                log=print) -> List[dict]:
+                gate: Optional[float] = None, log=print) -> List[dict]:
     """Per cell and repetition: a base run, then one injected run per factor right after it,
     each compared with the base by ``asv compare --factor compare_factor``; flagged = asv marks
     it '+'. A fresh base per repetition keeps base and injected runs side by side in time (the
-    machine's load drifts over minutes); factor 1.0 is the control (nothing injected)."""
+    machine's load drifts over minutes); factor 1.0 is the control (nothing injected). With
+    ``gate``, also ``funcbench compare --metric instructions --fail-above GATE`` of the same two
+    runs; gated = it exits 1."""
     found: Dict[Tuple[str, float], dict] = {}
     for cell in cells:
         regex = bench_regex(cell, method)
@@ -40,7 +44,9 @@ def sensitivity(ws: Workspace, cells: Sequence[Cell], factors: Sequence[float], 
                        if split_name(r.name)[0].endswith(f".{method}") and split_name(r.name)[1] == cell
                        and r.before != "n/a"]  # the other presets/devices of the cell are n/a
                 entry = found.setdefault((str(cell), factor), dict(cell=str(cell), factor=factor, flagged=0, reps=0,
-                                                                   ratios=[], base=[], loads=[]))
+                                                                   ratios=[], base=[], loads=[], gated=0))
+                if gate is not None:
+                    entry["gated"] += _gate_fails(ws, base, head, gate)
                 entry["reps"] += 1
                 entry["base"].append(base_value)
                 entry["loads"].append(round(os.getloadavg()[0], 2))
@@ -51,6 +57,18 @@ def sensitivity(ws: Workspace, cells: Sequence[Cell], factors: Sequence[float], 
                     f"{row[0].ratio if row else ''}, load {load_avg()}")
         ws.forget(head)
     return list(found.values())
+
+
+def _gate_fails(ws: Workspace, base: str, head: str, limit: float) -> bool:
+    """Whether ``funcbench compare --metric instructions --fail-above LIMIT`` fails head against base."""
+    proc = subprocess.run([sys.executable, "-m", "funcbench", "compare", "--metric", "instructions",
+                           "--before", f"{asv_results.SELECTION_PREFIX}{base}@{ws.machine}",
+                           "--after", f"{asv_results.SELECTION_PREFIX}{head}@{ws.machine}",
+                           "--results-dir", str(ws.results_dir), "--fail-above", str(limit)],
+                          cwd=config.ROOT, capture_output=True, text=True)
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"funcbench compare failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    return proc.returncode == 1
 
 
 def same_build_twice(ws: Workspace, python_a: str, python_b: str, bench: Sequence[str], rounds: int,
