@@ -17,10 +17,11 @@ instrumentation off (fast), then with instrumentation on: one uncounted call to 
 after ``gc.collect()``, a no-op between the same collection toggles (the baseline, subtracted),
 and the counted calls, each toggled on and off around exactly the op ``time_op`` times, with
 garbage collection off as in asv's timeit. The process is pinned: PYTHONHASHSEED=0, one
-intra-op thread, the suite's steady allocator, and glibc's per-thread cache and fastbins off
-(GLIBC_TUNABLES): their state depends on the process's history and moved single calls by up to
-7 %; without them two processes agree within ~0.1 %, at the price of ~10 % more instructions
-in malloc than a default process spends.
+intra-op thread, the suite's steady allocator, glibc's per-thread cache and fastbins off
+(GLIBC_TUNABLES: their state depends on the process's history and moved single calls by up to
+7 %; the price is ~10 % more instructions in malloc than a default process spends), and an
+environment and working directory of its own (``child_environment``). Two runs then agree to
+the instruction.
 
 Instrumentation is switched on from inside with callgrind's client request, compiled once from
 the callgrind.h torch ships (a C compiler is needed; without one the child runs instrumented
@@ -138,6 +139,23 @@ def build_controls(folder: Path) -> Optional[Path]:
 PROCESSES = 2
 
 
+# What the child keeps of its caller's environment: what a torch build may need to load.
+INHERITED = ("LD_LIBRARY_PATH", "PYTHONPATH")
+
+
+def child_environment(part: Path) -> Dict[str, str]:
+    """The valgrind child's whole environment, the same whoever starts it. The environment is
+    copied onto the process's stack and heap, so its size shapes the heap: the caller's own
+    (asv's ASV_* variables name the configuration's and environment's paths, HOME, PATH) moved
+    counts of the same build by up to 0.5 % between two asv configurations. Nothing injected
+    comes through: the request says what to inject, priced in instructions. The child runs in
+    ``part`` (python puts the working directory on sys.path, into the heap too)."""
+    env = {name: os.environ[name] for name in INHERITED if name in os.environ}
+    env.update(PATH="/usr/bin:/bin", HOME=str(part), LC_ALL="C.UTF-8", PYTHONHASHSEED="0",
+               GLIBC_TUNABLES=GLIBC_TUNABLES, OMP_NUM_THREADS=str(suite.THREADS), MKL_NUM_THREADS=str(suite.THREADS))
+    return env
+
+
 def split(cells: Sequence[Cell], groups: int = PROCESSES) -> List[List[Cell]]:
     """``cells`` dealt round-robin into ``groups`` lists, in their order: each process gets about
     half of every model's cells (a model's cells differ in cost by 100x; its build is cheap)."""
@@ -156,9 +174,6 @@ def count(cells: Sequence[Cell], preset: str = "small", workdir: Optional[Path] 
     folder.mkdir(parents=True, exist_ok=True)
     try:
         controls = build_controls(folder)
-        env = dict(os.environ, PYTHONHASHSEED="0", GLIBC_TUNABLES=GLIBC_TUNABLES,
-                   OMP_NUM_THREADS=str(suite.THREADS), MKL_NUM_THREADS=str(suite.THREADS))
-        env.pop(config.INJECT_SLOWDOWN.name, None)  # the request says what to inject, priced in instructions
         running = []
         for index, group in enumerate(split(cells)):
             part = folder / f"part{index}"  # same name length in every run: the paths are in the heap too
@@ -166,12 +181,12 @@ def count(cells: Sequence[Cell], preset: str = "small", workdir: Optional[Path] 
             request = dict(cells=[str(c) for c in group], preset=preset, controls=str(controls) if controls else None,
                            injection=injection, tiers={str(c): registry.model_spec(c.model).tier for c in group})
             (part / "request.json").write_text(json.dumps(request))
-            command = ["valgrind", "--tool=callgrind", "--collect-atstart=no",
+            command = [shutil.which("valgrind") or "valgrind", "--tool=callgrind", "--collect-atstart=no",
                        f"--instr-atstart={'no' if controls else 'yes'}", "--dump-instr=no", "--dump-line=no",
                        f"--callgrind-out-file={part}/callgrind.out.%p", sys.executable, "-m", "funcbench.instructions",
                        str(part)]
             running.append((part, group, subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                                          text=True, env=env)))
+                                                          text=True, env=child_environment(part), cwd=part)))
         counts: Dict[Cell, Count] = {}
         deadline = time.monotonic() + timeout
         for part, group, process in running:
