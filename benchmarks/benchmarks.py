@@ -23,6 +23,7 @@ forkserver parent, and CUDA (or a used OpenMP pool) does not survive ``fork``.
 from pathlib import Path
 
 from funcbench import instructions, registry, suite
+from funcbench.tasks import EAGER_APIS
 
 try:
     suite.prepare_parent_process()
@@ -55,7 +56,7 @@ class _TimeOp:
 def _time_class(model: str) -> type:
     """The model's class: time_op with its tier's policy; time_compiled_op (its own params and
     policy as function attributes, which asv reads before the class's) where it has compiled cells."""
-    namespace = dict(params=suite.model_params(model, PRESETS, ["autograd", "func"]), **suite.asv_policy(model),
+    namespace = dict(params=suite.model_params(model, PRESETS, EAGER_APIS), **suite.asv_policy(model),
                      __doc__=f"Seconds per call of {model}'s ops ({registry.model_spec(model).tier} tier).")
     compiled = suite.model_params(model, PRESETS, ["compile"])
     if compiled[1]:
@@ -81,7 +82,7 @@ class _PerCell:
     timeout = suite.LONGEST_TIMEOUT
 
 
-EAGER_CELLS = suite.default_cells(apis=["autograd", "func"])
+EAGER_CELLS = suite.default_cells(apis=EAGER_APIS)
 
 
 class Memory(_PerCell):

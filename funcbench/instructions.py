@@ -45,6 +45,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from . import config, registry, suite, timing
 from .registry import Cell
+from .tasks import EAGER_APIS
 
 # Per tier: (warm-up calls before counting, counted calls). Counting costs ~150x a call's time
 # (resnet18 vjp, small preset: ~33 s a call), so heavier tiers count fewer calls; their counts
@@ -84,7 +85,7 @@ def selected_cells(tokens: Sequence[str], run_slow_tasks: bool = False) -> List[
     suite measures; UnknownName for a token that is none of these. Compiled cells only where
     named one by one: compiling under valgrind (uninstrumented still ~10x slower) takes minutes."""
     wanted = []
-    eager = [c for c in suite.default_cells(run_slow_tasks=run_slow_tasks) if c.api != "compile"]
+    eager = suite.default_cells(run_slow_tasks=run_slow_tasks, apis=EAGER_APIS)
     for token in tokens:
         if token in config.TIERS:
             wanted += [c for c in eager if registry.model_spec(c.model).tier == token]
@@ -311,8 +312,7 @@ def _child(folder: Path) -> int:
                 manifest["cells"].append(dict(cell=str(cell), error=f"{type(error).__name__}: {_first_line(error)}"))
         controls.start()
         for cell, case, calls in ready:
-            *target, factor = injection.split(":") if injection else ("", "1")
-            factor = float(factor) if tuple(target) == tuple(cell) else 1.0
+            factor = suite.injected_factor(cell, injection)
             entry = dict(cell=str(cell), **_count_cell(controls, case.run, calls, factor))
             if factor != 1.0:
                 entry.update(_inject(controls, folder, manifest["pid"], entry, case.run, calls, factor))

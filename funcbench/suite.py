@@ -17,7 +17,7 @@ import subprocess
 import sys
 import timeit
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
@@ -200,10 +200,11 @@ def spin(iterations: int) -> None:
         pass
 
 
-def injected_factor(cell: Cell) -> float:
-    """FUNCBENCH_INJECT_SLOWDOWN="model:task:api:factor" (TEST-ONLY): that cell's call does
-    ``factor`` times its work. 1.0 for every other cell and when unset."""
-    injection = config.get(config.INJECT_SLOWDOWN)
+def injected_factor(cell: Cell, injection: Optional[str] = None) -> float:
+    """FUNCBENCH_INJECT_SLOWDOWN="model:task:api:factor" (TEST-ONLY; or ``injection``, as the
+    counting process gets it): that cell's call does ``factor`` times its work. 1.0 for every
+    other cell and when unset."""
+    injection = config.get(config.INJECT_SLOWDOWN) if injection is None else injection
     if not injection:
         return 1.0
     *target, factor = injection.split(":")

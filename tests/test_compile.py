@@ -12,7 +12,7 @@ import torch
 import torch._dynamo
 
 import asv_helpers
-from funcbench import cli, compilation, registry, suite, tasks
+from funcbench import cli, registry, suite, tasks
 from funcbench.registry import Cell
 
 CELL = Cell("ppl_simple_reg", "vjp", "compile")

@@ -7,8 +7,6 @@ import subprocess
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from pathlib import Path
-
 from .. import asv_results, config, interleave
 from ..asv_driver import Workspace, bench_regex, load_avg, measured, split_name
 from ..registry import Cell
@@ -95,12 +93,7 @@ def same_build_twice(ws: Workspace, python_a: str, python_b: str, bench: Sequenc
 
 
 def _false_flags(ws: Workspace, commit: str, sides, factor: float) -> dict:
-    entries = asv_results.scan(str(ws.results_dir))
-    loaded = []
-    for side in sides:
-        entry, _ = asv_results.select(entries, commit, ws.machine, side.env_name)
-        loaded.append(asv_results.read_side(str(ws.results_dir), entry))
-    before, after = loaded
+    before, after = (asv_results.load(str(ws.results_dir), commit, ws.machine, side.env_name)[0] for side in sides)
     rows = changes(before.report, after.report, asv_results.not_significant(before, after), "time", statistics=True)
     judged = [r for r in rows if r.ratio is not None]
     flagged = [r for r in judged if r.significant]
