@@ -1,38 +1,40 @@
-"""asv glue for funcbench: thin classes generated from funcbench.registry, every policy in
-funcbench.suite and every measurement in a funcbench module. Each benchmark method is one line.
+"""asv glue for funcbench: thin classes generated from funcbench.registry; the policy is
+funcbench.policy, every measurement a funcbench module. Each benchmark method is one line.
 
 Benchmark names say what is measured and never how it is sampled:
 
 - ``benchmarks.<model>.time_op``: seconds per call of the eager APIs (autograd, func); one
   class per model, its cost tier's sample counts as attributes; params model, task, api, preset,
   device. ``benchmarks.<model>.time_compiled_op``: the same for api=compile, with the compiled
-  policy's sample counts (suite.COMPILED_POLICY), on models that have compiled cells.
+  policy's sample counts (policy.COMPILED_POLICY), on models that have compiled cells.
 - ``benchmarks.Memory.peakmem_op``, ``benchmarks.CostRatio.track_cost_ratio``,
   ``benchmarks.CudaMemory.track_cuda_peak_memory``, ``benchmarks.Compile.track_compile_seconds``,
   ``benchmarks.Instructions.track_instructions``: one value per parameter set; params cell
   ("model:task:api", only the cells the class measures), preset, device.
 
 The environment (asv.conf.json's ``env_nobuild`` matrix, or the shell for ``-E existing``)
-picks the preset and device a run measures: FUNCBENCH_PRESET (small, full; default small) and
-FUNCBENCH_DEVICE (cpu, cuda, cuda:N; default cpu). An unknown value, or CUDA where there is
-none, stops the import with one line.
+picks what a run measures (funcbench.config): FUNCBENCH_PRESET (small, full) and
+FUNCBENCH_DEVICE (cpu, cuda, cuda:N), among others. An unknown value, or CUDA where there is
+none, stops the import with one line. A parameter set the run does not measure raises
+registry.Unsupported in setup (asv: n/a) with registry.why_not's reason.
 
 Importing this module does no tensor work and never touches CUDA: asv imports it in the
 forkserver parent, and CUDA (or a used OpenMP pool) does not survive ``fork``.
 """
 from pathlib import Path
 
-from funcbench import instructions, registry, suite
+from funcbench import compilation, cost_ratio, cuda_memory, instructions, policy, process, registry
+from funcbench.prepared import prepared
+from funcbench.registry import Cell
 from funcbench.tasks import EAGER_APIS
 
 try:
-    suite.prepare_parent_process()
-except suite.SuiteError as error:  # stop asv's discovery with this line, not a traceback
+    RUN = process.prepare_parent_process()
+except process.RunEnvironmentError as error:  # stop asv's discovery with this line, not a traceback
     raise SystemExit(str(error)) from None
 
-# The preset params list what this suite's asv.conf.json matrix can run (suite.preset_params):
-# the benchmarks folder sits next to it.
-PRESETS = suite.preset_params(Path(__file__).resolve().parents[1] / "asv.conf.json")
+# The presets asv.conf.json's matrix runs (policy.matrix_presets): the benchmarks folder sits next to it.
+MATRIX_PRESETS = policy.matrix_presets(Path(__file__).resolve().parents[1] / "asv.conf.json", RUN)
 
 
 class _TimeOp:
@@ -42,28 +44,29 @@ class _TimeOp:
     never per parameter set, so a 0.3 ms ppl op and a 4 s DETR vhp cannot share one. number = 1:
     asv_runner calls setup before every call anyway, and single-call samples keep outliers
     visible instead of averaged in."""
-    param_names = suite.PARAM_NAMES
+    param_names = policy.PARAM_NAMES
     number = 1
-    version = suite.VERSION
+    version = str(policy.POLICY_VERSION)
 
-    def setup(self, *params):
-        self.call = suite.prepared(*params).call
+    def setup(self, model, task, api, preset, device):
+        self.sample = prepared(Cell(model, task, api), preset, device, RUN).sample
 
     def time_op(self, *params):
-        self.call()
+        self.sample()
 
 
 def _time_class(model: str) -> type:
     """The model's class: time_op with its tier's policy; time_compiled_op (its own params and
     policy as function attributes, which asv reads before the class's) where it has compiled cells."""
-    namespace = dict(params=suite.model_params(model, PRESETS, EAGER_APIS), **suite.asv_policy(model),
+    namespace = dict(params=policy.model_params(model, MATRIX_PRESETS, EAGER_APIS, RUN.run_slow_tasks),
+                     **policy.tier_policy(model),
                      __doc__=f"Seconds per call of {model}'s ops ({registry.model_spec(model).tier} tier).")
-    compiled = suite.model_params(model, PRESETS, ["compile"])
+    compiled = policy.model_params(model, MATRIX_PRESETS, ["compile"], RUN.run_slow_tasks)
     if compiled[1]:
         def time_compiled_op(self, *params):
-            self.call()
+            self.sample()
 
-        time_compiled_op.__dict__.update(params=compiled, **suite.COMPILED_POLICY)
+        time_compiled_op.__dict__.update(params=compiled, **policy.COMPILED_POLICY)
         namespace["time_compiled_op"] = time_compiled_op
     return type(model, (_TimeOp,), namespace)
 
@@ -77,48 +80,48 @@ class _PerCell:
     """One value per parameter set (asv runs track_* and peakmem_* once, whatever ``rounds``).
     The cell param lists only the cells the class measures: asv forks a process for every
     parameter set, n/a or not (~19 ms each)."""
-    param_names = suite.CELL_PARAM_NAMES
-    version = suite.VERSION
-    timeout = suite.LONGEST_TIMEOUT
+    param_names = policy.CELL_PARAM_NAMES
+    version = str(policy.POLICY_VERSION)
+    timeout = policy.LONGEST_TIMEOUT
 
 
-EAGER_CELLS = suite.default_cells(apis=EAGER_APIS)
+EAGER_CELLS = registry.cells(EAGER_APIS, RUN.run_slow_tasks)
 
 
 class Memory(_PerCell):
     """Host max RSS of a process after one call of the op (model build included: RSS only grows).
     Eager cells: a compiled cell's process would mostly measure the compiler's footprint."""
-    params = suite.cell_params(EAGER_CELLS, PRESETS)
+    params = policy.cell_params(EAGER_CELLS, MATRIX_PRESETS)
 
-    def setup(self, *params):
-        self.call = suite.prepared_cell(*params).call
+    def setup(self, cell, preset, device):
+        self.sample = prepared(Cell.parse(cell), preset, device, RUN).sample
 
     def peakmem_op(self, *params):
-        self.call()
+        self.sample()
 
 
 class CostRatio(_PerCell):
     """Op time / no-grad forward time (unit "ratio"), medians measured in one process; eager cells."""
-    params = suite.cell_params(EAGER_CELLS, PRESETS)
+    params = policy.cell_params(EAGER_CELLS, MATRIX_PRESETS)
 
-    def setup(self, *params):
-        self.prepared = suite.prepared_cell(*params)
+    def setup(self, cell, preset, device):
+        self.prepared = prepared(Cell.parse(cell), preset, device, RUN)
 
     def track_cost_ratio(self, *params):
-        return suite.cost_ratio(self.prepared)
+        return cost_ratio.cost_ratio(self.prepared)
 
     track_cost_ratio.unit = "ratio"
 
 
 class CudaMemory(_PerCell):
     """torch.cuda.max_memory_allocated over one call; n/a on a CPU device (before any build)."""
-    params = suite.cell_params(suite.default_cells(), PRESETS, devices=["cuda"])
+    params = policy.cell_params(registry.cells(run_slow_tasks=RUN.run_slow_tasks), MATRIX_PRESETS, devices=["cuda"])
 
-    def setup(self, *params):
-        self.prepared = suite.prepared_cell(*params)
+    def setup(self, cell, preset, device):
+        self.prepared = prepared(Cell.parse(cell), preset, device, RUN)
 
     def track_cuda_peak_memory(self, *params):
-        return suite.cuda_peak_memory(self.prepared)
+        return cuda_memory.cuda_peak_memory(self.prepared)
 
     track_cuda_peak_memory.unit = "bytes"
 
@@ -126,13 +129,14 @@ class CudaMemory(_PerCell):
 class Compile(_PerCell):
     """Seconds of a compiled cell's first call from an empty inductor cache (compiling, plus one
     run of the op), in a cache folder of the run's own (funcbench/compilation.py)."""
-    params = suite.cell_params(suite.default_cells(apis=["compile"]), PRESETS)
+    params = policy.cell_params(registry.cells(["compile"], RUN.run_slow_tasks), MATRIX_PRESETS)
 
-    def setup(self, *params):
-        self.cell = suite.compiled_cell(*params)
+    def setup(self, cell, preset, device):
+        process.use_suite_threads()
+        self.case = registry.prepare(*Cell.parse(cell), device, preset, run=RUN, metric="compile_seconds")
 
     def track_compile_seconds(self, *params):
-        return suite.compile_seconds(self.cell)
+        return compilation.compile_seconds(self.case)
 
     track_compile_seconds.unit = "seconds"
 
@@ -140,18 +144,18 @@ class Compile(_PerCell):
 class Instructions(_PerCell):
     """Instructions per call of the op under callgrind (the median of the counted calls), for
     the cells FUNCBENCH_INSTRUCTIONS names (default: the light tier's). setup_cache counts them
-    all once per environment (funcbench.instructions: two valgrind processes); n/a with the
-    reason where valgrind is missing, on CUDA devices and for cells not counted."""
-    params = suite.cell_params(EAGER_CELLS, PRESETS)
+    all once per environment (funcbench.instructions); n/a with the reason where valgrind is
+    missing, on CUDA devices and for cells not counted."""
+    params = policy.cell_params(EAGER_CELLS, MATRIX_PRESETS)
     timeout = 60  # each benchmark only looks its count up; the counting is setup_cache's
 
     def setup_cache(self):
-        return instructions.count_for_run()
+        return instructions.count_for_run(RUN)
 
-    setup_cache.timeout = 6 * 3600  # the light tier: ~1.5 min; every tier: hours (README)
+    setup_cache.timeout = 6 * 3600  # the light tier: ~1.5 min; every tier: hours (docs/instruction-counts.md)
 
-    def setup(self, counts, *params):
-        self.count = instructions.counted(counts, *params)
+    def setup(self, counts, cell, preset, device):
+        self.count = instructions.counted(counts, Cell.parse(cell), preset, device, RUN)
 
     def track_instructions(self, counts, *params):
         return self.count

@@ -34,12 +34,13 @@ import itertools
 import json
 import math
 import os
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from . import config
 from .measurement import METRICS, Measurement
-from .models.common import PRESETS
-from .registry import MODELS, Cell
+from .config import UnknownName
+from .registry import MODELS, Cell, row_order
 from .report import Key, Report
 from .tasks import APIS, TASKS
 
@@ -72,7 +73,7 @@ class ResultFile:
     def short(self) -> str:
         return self.commit[:8]
 
-    def var(self, setting: config.Setting) -> str:
+    def setting(self, setting: config.Setting) -> str:
         """A FUNCBENCH_* variable asv recorded for the environment, or the suite's default."""
         return self.env_vars.get(setting.name) or setting.default
 
@@ -81,7 +82,7 @@ class ResultFile:
 
     def describe(self, preset: Optional[str] = None, device: Optional[str] = None) -> str:
         return (f"commit {self.short} ({_date(self.date)}), machine {self.machine}, environment {self.env_name} "
-                f"(preset {preset or self.var(config.PRESET)}, device {device or self.var(config.DEVICE)})")
+                f"(preset {preset or self.setting(config.PRESET)}, device {device or self.setting(config.DEVICE)})")
 
 
 @dataclasses.dataclass
@@ -269,40 +270,139 @@ def _benchmark_param_names(results_dir: str) -> Dict[str, List[str]]:
         return {}
 
 
+def _is_cell(value) -> bool:
+    try:
+        Cell.parse(value, check=False)
+        return isinstance(value, str)
+    except UnknownName:
+        return False
+
+
 def _guess_names(values: Sequence[Sequence[object]]) -> List[str]:
     """Name parameters by their values when benchmarks.json does not have the benchmark."""
-    known = {"model": set(MODELS), "task": set(TASKS), "api": set(APIS), "preset": set(PRESETS),
+    known = {"model": set(MODELS), "task": set(TASKS), "api": set(APIS), "preset": set(config.PRESETS),
              "device": {"cpu", "cuda"}}
     names = []
     for index, column in enumerate(values):
         name = next((n for n, choices in known.items() if column and all(v in choices for v in column)), None)
-        if name is None and column and all(isinstance(v, str) and _split_cell(v) for v in column):
+        if name is None and column and all(_is_cell(v) for v in column):
             name = "cell"
         names.append(name or f"param{index + 1}")
     return names
-
-
-def _split_cell(text: str) -> Optional[Cell]:
-    parts = text.split(":")
-    return Cell(*parts) if len(parts) == 3 else None
-
-
-def row_order(cell: Cell):
-    """Rows in the registry's order of models, tasks and APIs (unknown names last)."""
-    model, task, api = cell
-    rank = lambda seq, v: seq.index(v) if v in seq else len(seq)  # noqa: E731
-    return (rank(list(MODELS), model), str(model), rank(list(TASKS), task), str(task), rank(list(APIS), api), str(api))
 
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+CELL_PARAMS = ("model", "task", "api")  # a time class's; the one-value classes have one "cell" param
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One benchmark parameter set of a results file, as asv recorded it."""
+    benchmark: str  # benchmarks.ppl_simple_reg.time_op
+    params: Tuple[Tuple[str, str], ...]  # (name, asv's repr of the value) in the benchmark's order
+    value: Optional[float]  # None: failed; nan: skipped (n/a, or not selected by --bench)
+    stats: Optional[dict] = None
+    samples: Optional[Tuple[float, ...]] = None
+    version: Optional[str] = None
+
+    @property
+    def method(self) -> str:
+        return self.benchmark.rsplit(".", 1)[-1]
+
+    @property
+    def name(self) -> str:
+        """asv's name of the parameter set: ``benchmark(p1, p2, ...)``."""
+        return f"{self.benchmark}({', '.join(raw for _, raw in self.params)})"
+
+    def param(self, name: str):
+        return next((_param_value(raw) for n, raw in self.params if n == name), None)
+
+    @property
+    def cell(self) -> Optional[Cell]:
+        """The cell of a funcbench benchmark's parameter set (a cell param, or model/task/api
+        params, with at most preset and device besides); None for any other benchmark."""
+        names = {n for n, _ in self.params}
+        try:
+            if "cell" in names and names <= {"cell", "preset", "device"}:
+                return Cell.parse(self.param("cell"), check=False)
+            if set(CELL_PARAMS) <= names <= {*CELL_PARAMS, "preset", "device"}:
+                return Cell(*(str(self.param(n)) for n in CELL_PARAMS))
+        except UnknownName:
+            pass
+        return None
+
+    @property
+    def measured(self) -> bool:
+        return _is_number(self.value)
+
+
+def read_rows(results_dir: str, path: str, machine: str) -> List[Row]:
+    """Every parameter set of every benchmark in one results file, read through asv's own
+    results API (``asv.results.Results``): rows keyed through the file's result columns."""
+    try:
+        from asv import util as asv_util
+        from asv.results import Results
+    except ImportError:
+        raise SelectionError("reading asv results needs asv (pip install asv)") from None
+    try:
+        results = Results.load(path, machine_name=machine)
+    except asv_util.UserError as error:
+        raise SelectionError(str(error).splitlines()[0]) from None
+    param_names = _benchmark_param_names(results_dir)
+    rows = []
+    for name in sorted(results.get_all_result_keys()):
+        params = results.get_result_params(name)
+        values = results.get_result_value(name, params)
+        stats = results.get_result_stats(name, params)
+        samples = results.get_result_samples(name, params)
+        version = results.benchmark_version.get(name)
+        if not params:  # not parameterised: one value
+            rows.append(Row(name, (), values[0] if values else None, (stats or [None])[0],
+                            _samples((samples or [None])[0]), version))
+            continue
+        names = param_names.get(name) or []
+        if len(names) != len(params):
+            names = _guess_names([[_param_value(v) for v in column] for column in params])
+        for index, combo in enumerate(itertools.product(*params)):
+            rows.append(Row(name, tuple(zip(names, combo)), values[index], stats[index] if stats else None,
+                            _samples(samples[index]) if samples else None, version))
+    return rows
+
+
+def _samples(sample) -> Optional[Tuple[float, ...]]:
+    return None if sample is None else tuple(sample)
+
+
+def commit_rows(results_dir: str, machine: str, commit: str) -> List[Row]:
+    """The rows of every results file of ``commit`` (a hash or its first 8 characters) on ``machine``."""
+    folder = Path(results_dir) / machine
+    return [row for path in sorted(folder.glob(f"{commit[:8]}-*.json"))
+            for row in read_rows(results_dir, str(path), machine)]
+
+
+def durations(results_dir: str, machine: str, commit: str) -> Dict[str, float]:
+    """benchmark -> seconds asv spent on it (all its parameter sets and rounds; also asv's
+    ``<build>`` and ``<setup_cache ...>`` entries), over the results files of ``commit``."""
+    from asv.results import Results
+
+    out: Dict[str, float] = {}
+    for path in sorted((Path(results_dir) / machine).glob(f"{commit[:8]}-*.json")):
+        out.update({k: v for k, v in Results.load(str(path), machine_name=machine).duration.items() if v is not None})
+    return out
+
+
+def measured_cells(rows: Sequence[Row], method: str = "time_op") -> Dict[Cell, Row]:
+    """Cell -> row, for rows of ``method`` that ran (not n/a, not failed)."""
+    return {row.cell: row for row in rows if row.method == method and row.cell and row.measured}
+
+
 # Which asv benchmarks hold each metric's values (method name -> metric).
 METRIC_METHODS = {"time": lambda method: method.startswith("time_"),
                   "instructions": lambda method: method == "track_instructions",
                   "compile_seconds": lambda method: method == "track_compile_seconds"}
-CELL_PARAMS = ("model", "task", "api")  # a time class's; the one-value classes have one "cell" param
 
 
 def read_side(results_dir: str, entry: ResultFile, metric: str = "time") -> AsvSide:
@@ -310,52 +410,25 @@ def read_side(results_dir: str, entry: ResultFile, metric: str = "time") -> AsvS
     (``time_*`` for time, ``track_instructions`` for instructions)."""
     if metric not in METRICS:
         raise SelectionError(f"unknown metric {metric!r}; choose from: {', '.join(METRICS)}")
-    try:
-        from asv import util as asv_util
-        from asv.results import Results
-    except ImportError:
-        raise SelectionError("reading asv results needs asv (pip install asv)") from None
-    try:
-        results = Results.load(entry.path, machine_name=entry.machine)
-    except asv_util.UserError as error:
-        raise SelectionError(str(error).splitlines()[0]) from None
-    param_names = _benchmark_param_names(results_dir)
     measurements: List[Measurement] = []
     missing = []
-    for name in sorted(results.get_all_result_keys()):
-        if not METRIC_METHODS[metric](name.rsplit(".", 1)[-1]):
+    for row in read_rows(results_dir, entry.path, entry.machine):
+        cell = row.cell
+        if cell is None or not METRIC_METHODS[metric](row.method):
+            continue  # another metric, or not a funcbench benchmark: its rows would not be one cell each
+        preset = str(row.param("preset") or entry.setting(config.PRESET))
+        device = str(row.param("device") or entry.setting(config.DEVICE))
+        if row.value is None:  # failed; nan = skipped (n/a: not a default task, unsupported)
+            missing.append(str(cell))
+        if not row.measured:
             continue
-        params = results.get_result_params(name)
-        if not params:
-            continue  # not parameterised: no model / task / api to put in the table
-        values = [[_param_value(v) for v in column] for column in params]
-        names = param_names.get(name) or _guess_names(values)
-        if len(names) != len(values):
-            names = _guess_names(values)
-        if not (set(CELL_PARAMS) <= set(names) <= {*CELL_PARAMS, "preset", "device"}
-                or "cell" in names and set(names) <= {"cell", "preset", "device"}):
-            continue  # not a funcbench benchmark: its rows would not be one cell each
-        result = results.get_result_value(name, params) or []
-        stats = results.get_result_stats(name, params) or [None] * len(result)
-        samples = results.get_result_samples(name, params) or [None] * len(result)
-        for combo, value, stat, sample in zip(itertools.product(*values), result, stats, samples):
-            named = dict(zip(names, combo))
-            cell = _split_cell(str(named["cell"])) if "cell" in named else Cell(*(str(named[n]) for n in CELL_PARAMS))
-            if cell is None:
-                continue
-            preset = str(named.get("preset") or entry.var(config.PRESET))
-            device = str(named.get("device") or entry.var(config.DEVICE))
-            if value is None:  # failed; nan = skipped (n/a: not a default task, unsupported)
-                missing.append(str(cell))
-            if not _is_number(value):
-                continue
-            points = [s for s in (sample or []) if _is_number(s)]
-            if points:
-                measurements.append(Measurement.from_samples(cell, preset, device, metric, points, stat))
-                continue
-            q25, q75 = (stat or {}).get("q_25"), (stat or {}).get("q_75")
-            var = ((q75 - q25) / IQR_TO_SIGMA) ** 2 if _is_number(q25) and _is_number(q75) else 0.0
-            measurements.append(Measurement(cell, preset, device, metric, float(value), var, None, stat))
+        points = [s for s in (row.samples or []) if _is_number(s)]
+        if points:
+            measurements.append(Measurement.from_samples(cell, preset, device, metric, points, row.stats))
+            continue
+        q25, q75 = (row.stats or {}).get("q_25"), (row.stats or {}).get("q_75")
+        var = ((q75 - q25) / IQR_TO_SIGMA) ** 2 if _is_number(q25) and _is_number(q75) else 0.0
+        measurements.append(Measurement(cell, preset, device, metric, float(row.value), var, None, row.stats))
     report = Report()
     for measurement in sorted(measurements, key=lambda m: row_order(m.cell)):
         report.add(measurement)
@@ -375,6 +448,28 @@ def load_selection(selection: str, results_dir: str, metric: str = "time") -> Tu
 # ------------------------------------------------------------------------------ compare
 
 
+def _asv_is_better(a: float, b: float, a_stats, b_stats, factor: float) -> bool:
+    """asv compare's own test (asv.commands.compare._is_result_better, which asks
+    asv._stats.is_different): ``a`` better than ``b`` by ``factor`` and, where both carry
+    statistics, significantly so."""
+    from asv.commands.compare import _is_result_better
+
+    return _is_result_better(a, b, a_stats, b_stats, factor)
+
+
+def is_significant(old: Measurement, new: Measurement) -> Optional[bool]:
+    """asv's test (asv._stats.is_different: Mann-Whitney U on the samples, else the 99 %
+    confidence intervals) between two measurements; None where either lacks statistics."""
+    if not old.stats or not new.stats:
+        return None
+    if not all(k in s for s in (old.stats, new.stats) for k in ("ci_99_a", "ci_99_b")):
+        return None
+    from asv import _stats
+
+    return bool(_stats.is_different(list(old.samples) if old.samples else None,
+                                    list(new.samples) if new.samples else None, old.stats, new.stats))
+
+
 def not_significant(before, after) -> List[Key]:
     """Rows on both sides whose change asv's statistics cannot tell from noise.
 
@@ -383,20 +478,63 @@ def not_significant(before, after) -> List[Key]:
     """
     if not (isinstance(before, AsvSide) and isinstance(after, AsvSide)):
         return []
-    from asv import _stats
-
     flagged = []
     for key, old in before.report.measurements.items():
         new = after.report.measurements.get(key)
-        if new is None or not old.stats or not new.stats:
-            continue
-        if not all(k in s for s in (old.stats, new.stats) for k in ("ci_99_a", "ci_99_b")):
-            continue
-        old_samples = list(old.samples) if old.samples else None
-        new_samples = list(new.samples) if new.samples else None
-        if not _stats.is_different(old_samples, new_samples, old.stats, new.stats):
+        if new is not None and is_significant(old, new) is False:
             flagged.append(key)
     return flagged
+
+
+@dataclasses.dataclass(frozen=True)
+class Marked:
+    """One parameter set compared as ``asv compare --factor F`` marks it: '+' worse, '-' better,
+    ' ' same, 'x' versions differ, '!' newly failed, '*' fixed; ``beyond_factor``: the ratio is
+    beyond the factor but asv's test cannot tell it from noise (asv prints '~ratio')."""
+    name: str
+    cell: Optional[Cell]
+    method: str
+    mark: str
+    before: Optional[float]
+    after: Optional[float]
+    ratio: Optional[float]
+    beyond_factor: bool = False
+
+
+def _na(value) -> bool:
+    return value is None or value != value
+
+
+def mark_changes(before: Sequence[Row], after: Sequence[Row], factor: float) -> List[Marked]:
+    """Every parameter set of two sides marked as asv compare marks it, from the rows' values,
+    statistics and samples (asv's own test; no printed table parsed)."""
+    old_rows, new_rows = {r.name: r for r in before}, {r.name: r for r in after}
+    out = []
+    for name in sorted(set(old_rows) | set(new_rows)):
+        old, new = old_rows.get(name), new_rows.get(name)
+        a, b = (old.value if old else math.nan), (new.value if new else math.nan)  # asv: missing is skipped
+        ratio = None if _na(a) or _na(b) or a == 0 else b / a
+        old_ss = (old.stats, list(old.samples) if old.samples else None) if old and old.stats else None
+        new_ss = (new.stats, list(new.samples) if new.samples else None) if new and new.stats else None
+        beyond = False
+        if old and new and old.version and new.version and old.version != new.version:
+            mark = "x"
+        elif a is not None and b is None:
+            mark = "!"
+        elif a is None and b is not None:
+            mark = "*"
+        elif _na(a) or _na(b):
+            mark = " "
+        elif _asv_is_better(b, a, new_ss, old_ss, factor):
+            mark = "-"
+        elif _asv_is_better(a, b, old_ss, new_ss, factor):
+            mark = "+"
+        else:
+            mark = " "
+            beyond = _asv_is_better(a, b, None, None, factor) or _asv_is_better(b, a, None, None, factor)
+        row = old or new
+        out.append(Marked(name, row.cell, row.method, mark, None if _na(a) else a, None if _na(b) else b, ratio, beyond))
+    return out
 
 
 # ----------------------------------------------------------------------------- listing
@@ -417,8 +555,8 @@ def listing(results_dir: str) -> str:
                 lines.append(f"  @{entry.machine}/{entry.env_name}  UNUSABLE: {entry.problem}")
                 continue
             torch_version = entry.requirements.get("torch")
-            lines.append(f"  @{entry.machine}/{entry.env_name}  preset {entry.var(config.PRESET)}, "
-                         f"device {entry.var(config.DEVICE)}, python {entry.python}"
+            lines.append(f"  @{entry.machine}/{entry.env_name}  preset {entry.setting(config.PRESET)}, "
+                         f"device {entry.setting(config.DEVICE)}, python {entry.python}"
                          + (f", torch {torch_version}" if torch_version else "")
                          + f", {entry.benchmarks} benchmarks, run {_date(entry.started_at)}")
     lines.append(f"select one with: funcbench report --commit C --machine M --environment E, "

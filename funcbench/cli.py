@@ -15,13 +15,16 @@ from typing import List, Optional, Sequence
 
 import torch
 
-from . import asv_results, interleave, registry
+from . import asv_results, interleave, registry, tools
+from .asv_driver import Asv, AsvError
+from .config import ORIGINAL_PRESET, PRESETS, UnknownName
 from .measurement import METRICS, Measurement
-from .models.common import DEFAULT_SEED, PRESETS
-from .registry import MODELS, Cell, Unsupported, UnknownName
+from .models.common import DEFAULT_SEED
+from .process import allocator_is_pinned, steady_allocator
+from .registry import MODELS, Cell, Unsupported
 from .report import Report, ReportFormatError, changes, compare, compile_summary, over_limit, summary
-from .tasks import APIS, EAGER_APIS, TASKS, assert_consistent, compile_unavailable_reason, task_label
-from .timing import allocator_is_pinned, steady_allocator, time_calls
+from .tasks import APIS, EAGER_APIS, TASKS, assert_consistent, task_label
+from .timing import time_calls
 
 EXIT_USAGE = 2  # argparse's own code for bad input
 # The original's default was 10 threads; more threads than cores only adds contention.
@@ -41,7 +44,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def cmd_list(args) -> int:
-    print(f"presets: {', '.join(PRESETS)} (full = the original sizes)")
+    print(f"presets: {', '.join(PRESETS)} ({ORIGINAL_PRESET} = the original sizes)")
     print(f"apis: {', '.join(APIS)}")
     for model in MODELS:
         reason = registry.unavailable_reason(model)
@@ -56,7 +59,7 @@ def cmd_list(args) -> int:
             for task in TASKS:
                 why = registry.unsupported_reason(model, task, api)
                 if why:
-                    skipped.setdefault(why, []).append(task if api == "autograd" else task_label(task, api))
+                    skipped.setdefault(why, []).append(task_label(task, api))
         for why, tasks in skipped.items():
             print(f"  unsupported: {', '.join(tasks)} ({why})")
     return 0
@@ -96,17 +99,9 @@ def planned_cells(args) -> List[Cell]:
     model_filter = _filter_tokens(args.model_filter, tuple(MODELS), "model")
     task_filter = _filter_tokens(args.task_filter, TASKS, "task")
     apis = {"both": EAGER_APIS, "all": APIS}.get(args.api, (args.api,))
-    cells = []
-    for model in MODELS:
-        if model_filter is not None and model not in model_filter:
-            continue
-        for task in TASKS:
-            if task_filter is not None and task not in task_filter:
-                continue
-            for api in apis:
-                if task in registry.selected_tasks(model, api, args.run_slow_tasks):
-                    cells.append(Cell(model, task, api))
-    return cells
+    cells = [c for c in registry.cells(apis, args.run_slow_tasks)
+             if (model_filter is None or c.model in model_filter) and (task_filter is None or c.task in task_filter)]
+    return sorted(cells, key=registry.row_order)  # the report's rows, as the original ran them
 
 
 def cmd_run(args) -> int:
@@ -117,7 +112,7 @@ def cmd_run(args) -> int:
     device = pick_device(args)
     cells = planned_cells(args)
     if any(cell.api == "compile" for cell in cells):
-        why = compile_unavailable_reason(device)
+        why = tools.compile_unavailable_reason(device)
         if why:
             raise UsageError(f"--api {args.api}: {why}")
     torch.set_num_threads(args.num_threads)
@@ -230,22 +225,23 @@ def _interleaved(before, after, results_dir: str) -> bool:
 def cmd_interleave(args) -> int:
     """Run both sides interleaved (funcbench/interleave.py), then compare them like `compare`."""
     try:
-        runner = interleave.Runner(args.config, args.machine, args.bench or interleave.DEFAULT_BENCH, log=_stderr)
-        before, after = interleave.resolve(args.before, runner.repo), interleave.resolve(args.after, runner.repo)
+        asv = Asv(args.config, args.machine, log=_stderr)
+        before, after = interleave.resolve(args.before, asv.repo), interleave.resolve(args.after, asv.repo)
         if args.rounds < 1:
             raise UsageError(f"--rounds must be at least 1, got {args.rounds}")
         interleave.check_sides(before, after)
-        runner.register_machine()
-        entries = interleave.interleave(before, after, runner, args.rounds, log=_stderr)
-    except interleave.InterleaveError as error:
-        raise UsageError(str(error)) from None
+        asv.register_machine()
+        entries = interleave.interleave(before, after, asv, args.bench or interleave.DEFAULT_BENCH, args.rounds,
+                                        log=_stderr)
+    except (interleave.InterleaveError, AsvError) as error:
+        raise UsageError(str(error).splitlines()[0]) from None
     code = 0
     for entry in entries:
         (commit_b, env_b), (commit_a, env_a) = entry["sides"]
         compare_args = argparse.Namespace(
             before=f"{asv_results.SELECTION_PREFIX}{commit_b}@{args.machine}/{env_b}",
             after=f"{asv_results.SELECTION_PREFIX}{commit_a}@{args.machine}/{env_a}",
-            results_dir=str(runner.results_dir), metric="time", fail_above=args.fail_above, output=args.output)
+            results_dir=str(asv.results_dir), metric="time", fail_above=args.fail_above, output=args.output)
         code = max(code, cmd_compare(compare_args))
     return code
 
@@ -323,7 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--num-iters", type=int, default=10, help="timed calls per cell, after one warm-up (10)")
     run.add_argument("--gpu", type=int, default=-2, help="-2: CUDA if available (default), -1: CPU, N: cuda:N")
     run.add_argument("--device", help="cpu, cuda or cuda:N (overrides --gpu)")
-    run.add_argument("--preset", choices=PRESETS, default="full", help="model sizes (default full = the original's)")
+    run.add_argument("--preset", choices=PRESETS, default=ORIGINAL_PRESET,
+                     help=f"model sizes (default {ORIGINAL_PRESET} = the original's)")
     run.add_argument("--api", choices=(*APIS, "both", "all"), default="both",
                      help="autograd = torch.autograd.functional, func = torch.func, compile = torch.compile of "
                           "torch.func; both = autograd and func (default, the original's), all = the three")

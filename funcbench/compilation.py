@@ -18,7 +18,6 @@ import tempfile
 from pathlib import Path
 
 from . import registry, timing
-from .registry import Cell
 
 CACHE_VARS = ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR")  # inductor's, and triton's on CUDA
 
@@ -62,14 +61,13 @@ def empty_cache():
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def compile_seconds(cell: Cell, device: str, preset: str) -> float:
+def compile_seconds(case: registry.Case) -> float:
     """Wall seconds of a compiled cell's first call from an empty cache: tracing, inductor's
-    code generation and C++/triton compilation, and one run of the op. The result is checked
-    (shape, finite, against eager torch.func) after the clock stops."""
-    if cell.api != "compile":
-        raise registry.Unsupported(f"{cell}: compile time is measured for api=compile only")
+    code generation and C++/triton compilation, and one run of the op. ``case`` is a compiled
+    cell not yet called (``registry.prepare(..., metric="compile_seconds")`` checks and binds
+    it; the first call compiles). The result is checked (shape, finite, against eager
+    torch.func) after the clock stops."""
     with empty_cache():
-        case = registry.prepare(*cell, device=device, preset=preset)  # binds; compiles on the first call
         clock = timing.clock_for(case.device)
         start = clock()
         case.run()

@@ -12,16 +12,28 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Mapping, Optional, Tuple
+from typing import Mapping, Optional, Sequence, Tuple
 
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository: asv.conf.json, benchmarks/
-PRESETS = ("small", "full")  # model input sizes; full = the original's
+PRESETS = ("small", "full")  # model input sizes
+ORIGINAL_PRESET = "full"  # the original script's sizes: `funcbench run`'s default, no [preset] tag in reports
 TIERS = ("light", "medium", "heavy")  # cost tiers of models (registry.ModelSpec.tier)
 
 
 class SettingError(ValueError):
     """A FUNCBENCH_* variable with a value the suite cannot use: one line for the user."""
+
+
+class UnknownName(ValueError):
+    """A model, task, API, preset or device name that does not exist; names the choices."""
+
+
+def choose(kind: str, name: str, choices: Sequence[str]) -> str:
+    """``name`` if it is one of ``choices``, else UnknownName naming them."""
+    if name not in choices:
+        raise UnknownName(f"unknown {kind} {name!r}; choose from: {', '.join(choices)}")
+    return name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +42,7 @@ class Setting:
     default: str
     accepts: str  # what a valid value looks like, for the error message
     pattern: str  # a full match of this regular expression is valid
+    what: str = ""  # what it sets (docs/asv-suite.md's settings table is made from these)
 
     def parse(self, value: str) -> str:
         if re.fullmatch(self.pattern, value) is None:
@@ -37,19 +50,27 @@ class Setting:
         return value
 
 
-PRESET = Setting("FUNCBENCH_PRESET", "small", " or ".join(PRESETS), "|".join(map(re.escape, PRESETS)))
-DEVICE = Setting("FUNCBENCH_DEVICE", "cpu", "cpu, cuda or cuda:N", r"cpu|cuda(:\d+)?")
+# The suite's preset (and the library's default): the one place the default preset is stated.
+PRESET = Setting("FUNCBENCH_PRESET", "small", " or ".join(PRESETS), "|".join(map(re.escape, PRESETS)),
+                 f"model input sizes ({ORIGINAL_PRESET}: the original's)")
+DEVICE = Setting("FUNCBENCH_DEVICE", "cpu", "cpu, cuda or cuda:N", r"cpu|cuda(:\d+)?",
+                 "device; CUDA asked for where none is available stops the run with one line (checked in a child "
+                 "process: the suite's import never initialises CUDA in asv's forkserver parent)")
 # What track_instructions counts: tiers, models or model:task:api cells, comma separated, or
 # all / none. Counting under callgrind costs ~150x the op's time, affordable by default for the
-# light tier only (README, "Instruction counts").
+# light tier only (docs/instruction-counts.md).
 INSTRUCTIONS = Setting("FUNCBENCH_INSTRUCTIONS", "light",
                        f"a comma-separated list of tiers ({', '.join(TIERS)}), models or model:task:api cells, "
-                       f"or all, or none", r"all|none|\w+(:\w+:\w+)?(,\w+(:\w+:\w+)?)*")
+                       f"or all, or none", r"all|none|\w+(:\w+:\w+)?(,\w+(:\w+:\w+)?)*",
+                       "what track_instructions counts (docs/instruction-counts.md)")
 # The asv twin of `funcbench run --run-slow-tasks`: every supported task, not only the defaults.
-RUN_SLOW_TASKS = Setting("FUNCBENCH_RUN_SLOW_TASKS", "0", "0 or 1", "0|1")
-# TEST-ONLY: "model:task:api:factor" makes that one cell do factor times its work (README).
+RUN_SLOW_TASKS = Setting("FUNCBENCH_RUN_SLOW_TASKS", "0", "0 or 1", "0|1",
+                         "1: every supported task, not only the defaults (the asv twin of --run-slow-tasks)")
+# TEST-ONLY: "model:task:api:factor" makes that one cell do factor times its work (funcbench/injection.py).
 INJECT_SLOWDOWN = Setting("FUNCBENCH_INJECT_SLOWDOWN", "", "model:task:api:factor (test-only)",
-                          r"|\w+:\w+:\w+:\d+(\.\d+)?")
+                          r"|\w+:\w+:\w+:\d+(\.\d+)?",
+                          "**test-only**: that one cell does factor x its work per call (an interpreter loop after "
+                          "the op: real time and real instructions). Never set it for real results")
 SETTINGS = (PRESET, DEVICE, INSTRUCTIONS, RUN_SLOW_TASKS, INJECT_SLOWDOWN)
 
 
@@ -69,6 +90,28 @@ def instruction_selection(environ: Optional[Mapping[str, str]] = None) -> Tuple[
 
 def run_slow_tasks(environ: Optional[Mapping[str, str]] = None) -> bool:
     return get(RUN_SLOW_TASKS, environ) == "1"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """What one asv run measures, from its FUNCBENCH_* variables: the preset, the device, the task
+    set (defaults, or every supported task) and the instruction-count selection."""
+    preset: str = PRESET.default
+    device: str = DEVICE.default
+    run_slow_tasks: bool = RUN_SLOW_TASKS.default == "1"
+    instructions: Tuple[str, ...] = tuple(INSTRUCTIONS.default.split(","))
+
+    @classmethod
+    def from_environ(cls, environ: Optional[Mapping[str, str]] = None) -> "RunSettings":
+        return cls(get(PRESET, environ), get(DEVICE, environ), run_slow_tasks(environ), instruction_selection(environ))
+
+    @property
+    def device_kind(self) -> str:
+        """cpu or cuda: the device param of the suite's benchmarks (FUNCBENCH_DEVICE without its index)."""
+        return self.device.split(":")[0]
+
+    def describe(self) -> str:
+        return f"{PRESET.name}={self.preset}, {DEVICE.name}={self.device}"
 
 
 def check_environment(environ: Optional[Mapping[str, str]] = None) -> None:

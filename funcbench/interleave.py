@@ -3,8 +3,8 @@ trusts.
 
 A shared VM's speed drifts by several per cent over minutes. Two asv runs one after the other
 put all of that drift between the sides, and asv's test, which sees only the samples within
-each run, calls it a change (measured here: the same build run twice five minutes apart, 45 of
-62 cells "significantly different"). asv interleaves rounds across commits itself, but refuses
+each run, calls it a change (measured here: the same build run twice, one run after the other, 36 of 62
+rows "significantly different", docs/measurements.md). asv interleaves rounds across commits itself, but refuses
 to for existing environments, which is how two torch builds are compared. So:
 
 - two torch builds (two existing pythons): ``rounds`` alternations of one-round asv runs, A B B
@@ -23,12 +23,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import List, Optional, Sequence
 
 from . import config
+from .asv_driver import Asv, git
 
 MANIFEST = "funcbench-interleaved.json"
 DEFAULT_BENCH = (r"^benchmarks\.\w+\.time_op",)
@@ -49,10 +49,6 @@ class Side:
     def env_name(self) -> Optional[str]:
         """asv's name of the existing environment (the python's path, separators as '_')."""
         return None if self.python is None else "existing-py" + self.python.replace(os.sep, "_")
-
-
-def git(*args: str, cwd: Path = config.ROOT) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 
 
 def resolve(label: str, repo: Path = config.ROOT) -> Side:
@@ -109,82 +105,48 @@ def _keep_earlier(results_dir: Path, machine: str, commit: str, env_name: str, s
     return moved
 
 
-class Runner:
-    """asv commands for one configuration file, machine and benchmark selection."""
-
-    def __init__(self, conf: Path, machine: str, bench: Sequence[str], log=print, env: Optional[dict] = None):
-        self.conf, self.machine, self.bench, self.log = Path(conf).absolute(), machine, list(bench), log
-        self.env = env  # the asv commands' environment (default: this process's)
-        if not self.conf.is_file():
-            raise InterleaveError(f"no asv configuration {str(conf)!r} (run from the funcbench checkout, or --config)")
-        conf = config.load_asv_conf(self.conf)
-        self.results_dir, self.repo = (self.conf.parent / conf[key] for key in ("results_dir", "repo"))
-
-    def register_machine(self) -> None:
-        """``asv machine --yes --machine NAME`` where asv does not know the machine yet."""
-        home = (self.env or os.environ).get("HOME", os.path.expanduser("~"))
-        known = Path(home) / ".asv-machine.json"
-        try:
-            if self.machine in json.loads(known.read_text()):
-                return
-        except (OSError, ValueError):
-            pass
-        self._run([sys.executable, "-m", "asv", "machine", "--yes", "--machine", self.machine, "--config", str(self.conf)])
-
-    def _run(self, command: List[str]) -> None:
-        self.log("+ " + " ".join(command))
-        result = subprocess.run(command, cwd=self.conf.parent, env=self.env)
-        if result.returncode != 0:
-            raise InterleaveError(f"{' '.join(command[2:4])} exited {result.returncode} (see above)")
-
-    def asv(self, *args: str) -> None:
-        command = [sys.executable, "-m", "asv", *args, "--machine", self.machine, "--config", str(self.conf)]
-        for regex in self.bench:
-            command += ["--bench", regex]
-        self._run(command)
-
-
-def interleave(before: Side, after: Side, runner: Runner, rounds: int = 6, log=print) -> List[dict]:
-    """Measure both sides interleaved; returns the manifest entries written, one per compared
-    pair of (commit, environment)."""
+def interleave(before: Side, after: Side, asv: Asv, bench: Sequence[str] = DEFAULT_BENCH, rounds: int = 6,
+               log=print) -> List[dict]:
+    """Measure both sides interleaved with ``asv`` (its configuration and machine); returns the
+    manifest entries written, one per compared pair of (commit, environment)."""
     check_sides(before, after)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     if before.python:
-        commit = git("rev-parse", "HEAD", cwd=runner.repo)  # the suite's commit, as --set-commit-hash
+        commit = git("rev-parse", "HEAD", cwd=asv.repo)  # the suite's commit, as --set-commit-hash
         pairs = [[(commit, before.env_name), (commit, after.env_name)]]
     else:
-        pairs = [[(before.commit, env), (after.commit, env)] for env in _matrix_env_names(runner)]
+        pairs = [[(before.commit, env), (after.commit, env)] for env in _matrix_env_names(asv)]
     for pair in pairs:
         for commit, env_name in pair:
-            for moved in _keep_earlier(runner.results_dir, runner.machine, commit, env_name, stamp):
+            for moved in _keep_earlier(asv.results_dir, asv.machine, commit, env_name, stamp):
                 log(f"funcbench interleave: kept the earlier results as {moved}")
     if before.python:
         # A B B A A B ...: each side leads as often as it trails, so a steady drift falls on both.
         order = [side for index in range(rounds) for side in ((before, after) if index % 2 == 0 else (after, before))]
         for number, side in enumerate(order, start=1):
             log(f"funcbench interleave: run {number}/{len(order)}: {side.label}")
-            runner.asv("run", "-E", f"existing:{side.python}", "--set-commit-hash", pairs[0][0][0],
-                       "--append-samples", "-a", "rounds=1")
+            asv.run("-E", f"existing:{side.python}", "--set-commit-hash", pairs[0][0][0], "--append-samples",
+                    "-a", "rounds=1", bench=bench)
     else:
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as hashes:
             hashes.write(f"{before.commit}\n{after.commit}\n")
         try:  # one run of both commits: asv interleaves their rounds
-            runner.asv("run", f"HASHFILE:{hashes.name}", "--record-samples", "--interleave-rounds")
+            asv.run(f"HASHFILE:{hashes.name}", "--record-samples", "--interleave-rounds", bench=bench)
         finally:
             os.unlink(hashes.name)
     finished = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     entries = [dict(sides=[list(s) for s in pair], labels=[before.label, after.label], rounds=rounds,
-                    bench=runner.bench, started=started, finished=finished) for pair in pairs]
+                    bench=list(bench), started=started, finished=finished) for pair in pairs]
     for entry in entries:
-        _record(runner.results_dir, runner.machine, entry)
+        _record(asv.results_dir, asv.machine, entry)
     return entries
 
 
-def _matrix_env_names(runner: Runner) -> List[str]:
+def _matrix_env_names(asv: Asv) -> List[str]:
     """The environment names asv gives the configuration's matrix."""
     from asv import environment
     from asv.config import Config
 
-    conf = Config.load(str(runner.conf))
+    conf = Config.load(str(asv.conf))
     return [env.name for env in environment.get_environments(conf, None)]

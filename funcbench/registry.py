@@ -1,22 +1,27 @@
-"""The single truth of which model runs which task in which API.
+"""The single truth of which model runs which task in which API, which cells a run measures,
+and why a cell cannot run here.
 
-Adding a model is one getter plus one entry in MODELS. The CLI, the asv suite and the
-tests all read this module; none keeps a list of its own.
+Adding a model is one getter plus one entry in MODELS. The CLI, the asv suite, the instruction
+counts, the audit and the tests read this module; none keeps a list of its own. Two functions
+answer for all of them: ``cells`` (which cells, in the one order: model, API, task) and
+``why_not`` (why this cell is not measured here: unsupported, not in the run's task set or
+preset/device, a package, a compiler or valgrind missing).
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
 import importlib
-from typing import Callable, Dict, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
-from .config import TIERS
-from .models.common import DEFAULT_SEED, PRESETS, check_preset
-from .tasks import (APIS, FUNC_UNSUPPORTED, REFERENCE_API, TASKS, VECTOR_PRODUCT_TASKS, assert_consistent, bind,
-                    check_result, compile_unavailable_reason, draw_v, forbid_recompiles)
+from . import tools
+from .config import INSTRUCTIONS, PRESET, RUN_SLOW_TASKS, TIERS, RunSettings, UnknownName, choose
+from .models.common import DEFAULT_SEED
+from .tasks import (APIS, EAGER_APIS, FUNC_UNSUPPORTED, REFERENCE_API, TASKS, VECTOR_PRODUCT_TASKS, assert_consistent,
+                    bind, check_result, draw_v, forbid_recompiles)
 
 NO_DOUBLE_BACKWARD = "no double backward (cuDNN-style RNN): only vjp"
 # nn.LSTM on packed sequences fails under torch.func (torch 2.14, CPU).
@@ -27,10 +32,6 @@ class Unsupported(NotImplementedError):
     """This (model, task, API, device) cannot run here; the message says why.
 
     A NotImplementedError, so asv shows the benchmark as n/a instead of failing."""
-
-
-class UnknownName(ValueError):
-    """A model, task, API, preset or device name that does not exist; names the choices."""
 
 
 class Cell(NamedTuple):
@@ -44,12 +45,16 @@ class Cell(NamedTuple):
         return f"{self.model}:{self.task}:{self.api}"
 
     @classmethod
-    def parse(cls, text: str) -> "Cell":
-        parts = text.split(":")
+    def parse(cls, text: str, check: bool = True) -> "Cell":
+        """The cell written ``model:task:api``; UnknownName if it is not three names, or (with
+        ``check``) names a model, task or API that does not exist. Results of another version
+        of the suite may name cells this one lacks: read those with ``check=False``."""
+        parts = str(text).split(":")
         if len(parts) != 3:
             raise UnknownName(f"{text!r} is not model:task:api")
         model, task, api = parts
-        model_spec(model), check_task(task), check_api(api)
+        if check:
+            model_spec(model), check_task(task), check_api(api)
         return cls(model, task, api)
 
 
@@ -66,9 +71,11 @@ class ModelSpec:
     func_unsupported: Dict[str, str] = dataclasses.field(default_factory=dict)
     compile_unsupported: Dict[str, str] = dataclasses.field(default_factory=dict)  # task -> why, torch.compile
     # The compiled tasks the suite runs by default (the rest with --run-slow-tasks): compiling
-    # costs seconds per cell, so the default set is chosen from measurements (README, "Compile").
+    # costs seconds per cell, so the default set is chosen from measurements (docs/compile.md).
     compile_default_tasks: Tuple[str, ...] = ()
     requires: Tuple[str, ...] = ()  # importable packages beyond torch
+    summary: str = ""  # what the model is, in a few words (funcbench list, the README's model table)
+    small: str = "same as full"  # what the small preset changes (inputs only; the architecture never)
 
     def __post_init__(self):
         if self.tier not in TIERS:  # a typo must not silently land a model in some tier
@@ -111,46 +118,46 @@ _NO_HESSIANS = {t: NO_DOUBLE_BACKWARD for t in TASKS if t not in ("vjp", "jacobi
 
 MODELS: Dict[str, ModelSpec] = {
     "wav2letter": ModelSpec("funcbench.models.audio:get_wav2letter", VECTOR_PRODUCT_TASKS, "medium",
-                            requires=("torchaudio",)),
+                            requires=("torchaudio",), summary="`torchaudio.models.Wav2Letter(28)`, NLL loss",
+                            small="batch 2 (full: 10)"),
     "deepspeech": ModelSpec("funcbench.models.deepspeech:get_deepspeech", ("vjp",), "heavy", unsupported=_NO_HESSIANS,
-                            func_unsupported={t: DEEPSPEECH_FUNC for t in TASKS}),
+                            func_unsupported={t: DEEPSPEECH_FUNC for t in TASKS},
+                            summary="DeepSpeech 2, 5 × bidirectional LSTM 1024, CTC loss",
+                            small="batch 2, 100 frames (full: 10, 500)"),
     "transformer": ModelSpec("funcbench.models.text:get_transformer", VECTOR_PRODUCT_TASKS, "medium",
-                             compile_unsupported=_compile_unsupported(TRANSFORMER_COMPILE)),
+                             compile_unsupported=_compile_unsupported(TRANSFORMER_COMPILE),
+                             summary="word-language-model Transformer, 2 layers, 720 wide",
+                             small="16 steps × batch 16 (full: 64 × 128)"),
     "multiheadattn": ModelSpec("funcbench.models.text:get_multiheadattn", VECTOR_PRODUCT_TASKS, "light",
-                               compile_default_tasks=("vhp",)),
+                               compile_default_tasks=("vhp",),
+                               summary="torchtext-style attention container, 400 weights"),
     "ppl_simple_reg": ModelSpec("funcbench.models.ppl:get_ppl_simple_reg", TASKS, "light",
-                                compile_default_tasks=("vjp",)),
+                                compile_default_tasks=("vjp",), summary="Bayesian logistic regression"),
     "ppl_robust_reg": ModelSpec("funcbench.models.ppl:get_ppl_robust_reg", TASKS, "light",
-                                compile_default_tasks=("hessian",)),
+                                compile_default_tasks=("hessian",), summary="Student-t robust regression"),
     "resnet18": ModelSpec("funcbench.models.vision:get_resnet18", VECTOR_PRODUCT_TASKS, "medium",
-                          compile_unsupported=_compile_unsupported(BATCH_NORM_COMPILE), requires=("torchvision",)),
+                          compile_unsupported=_compile_unsupported(BATCH_NORM_COMPILE), requires=("torchvision",),
+                          summary="torchvision `resnet18`, random init", small="batch 2, 64 px (full: 32, 224)"),
     "fcn_resnet": ModelSpec("funcbench.models.vision:get_fcn_resnet", VECTOR_PRODUCT_TASKS, "heavy",
-                            compile_unsupported=_compile_unsupported(BATCH_NORM_COMPILE), requires=("torchvision",)),
+                            compile_unsupported=_compile_unsupported(BATCH_NORM_COMPILE), requires=("torchvision",),
+                            summary="torchvision `fcn_resnet50`, random init", small="batch 1, 64 px (full: 8, 480)"),
     "detr": ModelSpec("funcbench.models.detr:get_detr", VECTOR_PRODUCT_TASKS, "heavy",
-                      compile_unsupported=_compile_unsupported(DETR_COMPILE), requires=("torchvision", "scipy")),
+                      compile_unsupported=_compile_unsupported(DETR_COMPILE), requires=("torchvision", "scipy"),
+                      summary="DETR-R50, Hungarian matcher (scipy), set loss",
+                      small="160 × 240 images (full: 800 × 1200)"),
 }
 
 
-def _choose(kind: str, name: str, choices: Sequence[str]) -> str:
-    if name not in choices:
-        raise UnknownName(f"unknown {kind} {name!r}; choose from: {', '.join(choices)}")
-    return name
-
-
 def model_spec(model: str) -> ModelSpec:
-    return MODELS[_choose("model", model, tuple(MODELS))]
+    return MODELS[choose("model", model, tuple(MODELS))]
 
 
 def check_task(task: str) -> str:
-    return _choose("task", task, TASKS)
+    return choose("task", task, TASKS)
 
 
 def check_api(api: str) -> str:
-    return _choose("api", api, APIS)
-
-
-def check_preset_name(preset: str) -> str:
-    return _choose("preset", preset, PRESETS)
+    return choose("api", api, APIS)
 
 
 @functools.lru_cache(maxsize=None)
@@ -176,6 +183,91 @@ def selected_tasks(model: str, api: str, run_slow_tasks: bool = False) -> Tuple[
         return supported
     defaults = spec.compile_default_tasks if api == "compile" else spec.default_tasks
     return tuple(t for t in defaults if t in supported)
+
+
+def cells(apis: Sequence[str] = APIS, run_slow_tasks: bool = False,
+          models: Optional[Sequence[str]] = None) -> List[Cell]:
+    """The cells a run measures (its task set: the defaults, or every supported task), in the
+    one order every list of cells here has: model (MODELS), API (APIS), task (the model's
+    defaults in their order, or TASKS' order with every supported task). asv's cell params, the
+    instruction counts and the audit take this order; tables sort their rows with ``row_order``."""
+    return [Cell(m, t, a) for m in (models or MODELS) for a in apis for t in selected_tasks(m, a, run_slow_tasks)]
+
+
+def select(names: Sequence[str], run_slow_tasks: bool = False) -> List[Cell]:
+    """The cells ``names`` pick, in ``cells``' order: a tier or a model picks its eager cells of
+    the task set; ``model:task:api`` picks that one cell, whatever its API or task (a compiled
+    cell is picked only so: compiling under valgrind takes minutes). UnknownName for a name
+    that is none of these."""
+    eager = cells(EAGER_APIS, run_slow_tasks)
+    picked = set()
+    for name in names:
+        if name in TIERS:
+            picked.update(c for c in eager if MODELS[c.model].tier == name)
+        elif name in MODELS:
+            picked.update(c for c in eager if c.model == name)
+        elif ":" in name:
+            picked.add(Cell.parse(name))
+        else:
+            raise UnknownName(f"{INSTRUCTIONS.name}: {name!r} is no tier ({', '.join(TIERS)}), model or "
+                              f"model:task:api cell")
+    ordered = list(dict.fromkeys(cells(APIS, run_slow_tasks) + cells(APIS, run_slow_tasks=True)))
+    return [c for c in ordered if c in picked] + sorted(picked - set(ordered))
+
+
+def row_order(cell: Cell):
+    """A table's rows: model, task, API in the registry's order (the original report's); names
+    this suite does not know (results of another version) last, by name."""
+    model, task, api = cell
+    rank = lambda seq, v: seq.index(v) if v in seq else len(seq)  # noqa: E731
+    return (rank(list(MODELS), model), str(model), rank(TASKS, task), str(task), rank(APIS, api), str(api))
+
+
+# What each metric needs beyond the cell running at all (registry.why_not's ``metric``).
+METRIC_NEEDS = {
+    "instructions": "valgrind, a CPU device, and the cell in FUNCBENCH_INSTRUCTIONS",
+    "compile_seconds": "api=compile",
+}
+
+
+def why_not(cell: Cell, preset: str = PRESET.default, device: str = "cpu", metric: str = "time",
+            run: Optional[RunSettings] = None) -> Optional[str]:
+    """Why ``cell`` at ``preset`` on ``device`` is not measured here, or None: the one answer
+    the asv suite (n/a), the CLI (skipped), the counts and the audit give. With ``run`` (an asv
+    run's settings) also what that run does not measure: another preset or device, a task
+    outside its task set, a cell its instruction selection leaves out. ``metric`` adds what a
+    metric needs (METRIC_NEEDS)."""
+    model, task, api = cell
+    if run is not None:
+        if (preset, device.split(":")[0]) != (run.preset, run.device_kind):
+            return f"this run measures {run.describe()}"
+        if task not in selected_tasks(model, api, run.run_slow_tasks):
+            why = unsupported_reason(model, task, api)
+            if why:
+                return f"{model} {task} ({api}) is unsupported: {why}"
+            return f"{model} {task} ({api}) is not a default task ({RUN_SLOW_TASKS.name}=1 runs it)"
+    else:
+        why = unsupported_reason(model, task, api)
+        if why:
+            return f"{model} {task} ({api}) is unsupported: {why}"
+    if metric == "compile_seconds" and api != "compile":
+        return "compile time is measured for api=compile only"
+    if api == "compile":
+        why = tools.compile_unavailable_reason(device)
+        if why:
+            return f"{model} {task} ({api}) cannot run here: {why}"
+    why = unavailable_reason(model)
+    if why:
+        return f"{model} is unavailable here: {why}"
+    if metric == "instructions":
+        why = tools.valgrind_unavailable_reason(device)
+        if why:
+            return why
+        if run is not None and cell not in select(run.instructions, run.run_slow_tasks):
+            named = " (compiled cells only when named model:task:compile)" if api == "compile" else ""
+            return (f"{model} {task} ({api}) is not counted: {INSTRUCTIONS.name}={','.join(run.instructions) or 'none'} "
+                    f"(tiers, models or cells to count){named}")
+    return None
 
 
 def getter(model: str) -> Callable:
@@ -209,10 +301,9 @@ def resolve_device(device) -> torch.device:
 
 
 @functools.lru_cache(maxsize=None)
-def build(model: str, device: str = "cpu", preset: str = "small", seed: int = DEFAULT_SEED):
+def build(model: str, device: str = "cpu", preset: str = PRESET.default, seed: int = DEFAULT_SEED):
     """(forward, params) of a model, built once per process: asv calls setup before every
-    timed call, and a model build costs up to seconds."""
-    check_preset(check_preset_name(preset))
+    timed call, and a model build costs up to seconds. The getter checks the preset."""
     reason = unavailable_reason(model)
     if reason:
         raise Unsupported(f"{model} is unavailable here: {reason}")
@@ -221,7 +312,8 @@ def build(model: str, device: str = "cpu", preset: str = "small", seed: int = DE
 
 @dataclasses.dataclass
 class Case:
-    """One (model, task, API) ready to run: ``run()`` is exactly the timed work."""
+    """One (model, task, API) ready to run on fixed arguments: ``run()`` is one call of the
+    task's implementation, exactly the work a timing measures (without waiting for a device)."""
     model: str
     task: str
     api: str
@@ -230,18 +322,18 @@ class Case:
     forward: Callable[..., Tensor]
     params: Tuple[Tensor, ...]
     v: object
-    op: Callable[[], object] = None  # the task's implementation bound to the arguments (tasks.bind)
+    bound: Callable[[], object] = None  # the task's implementation bound to the arguments (tasks.bind)
 
     def __post_init__(self):
-        if self.op is None:
-            self.op = bind(self.api, self.task, self.forward, self.params, self.v)
+        if self.bound is None:
+            self.bound = bind(self.api, self.task, self.forward, self.params, self.v)
 
     @property
     def cell(self) -> Cell:
         return Cell(self.model, self.task, self.api)
 
     def run(self):
-        return self.op()
+        return self.bound()
 
     def run_checked(self):
         """One call whose result is checked (finite, right shape): warm-up and guard at once.
@@ -270,16 +362,16 @@ def forget_builds() -> None:
     build.cache_clear()
 
 
-def prepare(model: str, task: str, api: str, device: str = "cpu", preset: str = "small",
-            seed: int = DEFAULT_SEED) -> Case:
-    """Build (or reuse) the model and v for one cell; Unsupported if it cannot run here."""
-    reason = unsupported_reason(model, task, api)
+def prepare(model: str, task: str, api: str, device: str = "cpu", preset: str = PRESET.default,
+            seed: int = DEFAULT_SEED, run: Optional[RunSettings] = None, metric: str = "time") -> Case:
+    """Build (or reuse) the model and v of one cell; Unsupported saying why_not if it is not
+    measured here (with ``run``: not by that asv run). The one check of a cell before a build."""
+    cell = Cell.parse(f"{model}:{task}:{api}")
+    reason = why_not(cell, preset, str(device), metric, run)
     if reason:
-        raise Unsupported(f"{model} {task} ({api}) is unsupported: {reason}")
-    device = str(resolve_device(device))
-    reason = compile_unavailable_reason(device) if api == "compile" else None
-    if reason:
-        raise Unsupported(f"{model} {task} ({api}) cannot run here: {reason}")
+        raise Unsupported(reason)
+    # An asv run's device param is a kind (cpu, cuda); the run names the device (cuda:1).
+    device = str(resolve_device(run.device if run is not None else device))
     forward, params = build(model, device, preset, seed)
     # v depends only on the task's kind, so both APIs see the same v.
     return Case(model, task, api, device, preset, forward, params, _draw_v(model, task, device, preset, seed))

@@ -9,12 +9,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+from .config import ORIGINAL_PRESET
 from .measurement import Measurement
 from .tasks import task_label
 
 REPORT_HEADER = ("model", "task", "mean", "var")
 COMPARE_HEADER = ("model", "task", "speedup", "mean (before)", "var (before)", "mean (after)", "var (after)")
-FULL_PRESET = "full"
 
 Key = Tuple[str, str]  # (model label, task label)
 
@@ -24,7 +24,7 @@ class ReportFormatError(ValueError):
 
 
 def model_label(model: str, preset: str) -> str:
-    return model if preset == FULL_PRESET else f"{model}[{preset}]"
+    return model if preset == ORIGINAL_PRESET else f"{model}[{preset}]"
 
 
 def row_key(measurement: Measurement) -> Key:
@@ -109,8 +109,8 @@ class Change:
         return f"{self.key[0]} {self.key[1]}"
 
 
-# Instruction counts of one cell in two processes of the same build differ by up to ~0.1 %
-# (README, "Instruction counts"); a smaller change is not called a change.
+# Two countings of one build in one environment agree to the instruction, the same build installed in
+# two places up to 0.4 % (docs/instruction-counts.md); a change within 0.2 % is not called a change.
 INSTRUCTION_NOISE = 0.002
 
 
@@ -148,7 +148,7 @@ def compare(before: Report, after: Report, not_significant: Optional[Iterable[Ke
 
 def compile_summary(times: Report, compile_seconds: Report) -> str:
     """Per compiled cell: eager torch.func against compiled per-call time, the speedup, and the
-    seconds the cold compile took (a markdown table for the README and PRs)."""
+    seconds the cold compile took (a markdown table for docs/compile.md and PRs)."""
     by_cell = {(m.cell, m.preset): m for m in times.measurements.values()}
     cold = {(m.cell, m.preset): m for m in compile_seconds.measurements.values()}
     rows = []

@@ -14,9 +14,7 @@ the op's result, in the same layout for every API, so results can be compared an
 from __future__ import annotations
 
 import functools
-import os
-import shutil
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Sequence, Tuple
 
 import torch
 import torch.autograd.functional as AF
@@ -126,23 +124,6 @@ def forbid_recompiles() -> None:
     import torch._dynamo
 
     torch._dynamo.config.error_on_recompile = True
-
-
-@functools.lru_cache(maxsize=None)
-def compile_unavailable_reason(device: str = "cpu") -> Optional[str]:
-    """Why torch.compile cannot run here (no C++ compiler for inductor on the CPU, no triton on
-    CUDA, a Python dynamo does not support), or None."""
-    import torch._dynamo
-
-    if not torch._dynamo.is_dynamo_supported():
-        return "torch.compile does not support this Python"
-    if device.startswith("cuda"):
-        from torch.utils._triton import has_triton
-        return None if has_triton() else "torch.compile on CUDA needs triton, which does not import here"
-    compilers = [os.environ.get("CXX", "")] + ["g++", "c++", "clang++"]
-    if not any(c and shutil.which(c) for c in compilers):
-        return "torch.compile's inductor needs a C++ compiler (g++ or clang++; Debian: apt-get install g++)"
-    return None
 
 
 # API -> how an implementation and its arguments become the op (default: call it each time).

@@ -2,9 +2,11 @@
 
 - ``make_project_repo``: a temporary git repo holding two commits of this working tree
   (tracked plus untracked-but-not-ignored files, so it works before anything is committed).
-- ``write_conf``: this project's asv.conf.json pointed at that repo and at test folders.
-- ``asv``: runs ``python -m asv``; with ``home`` it runs under that HOME, because asv 0.6.6
-  keeps machine info in ~/.asv-machine.json and has no option to put it elsewhere.
+- ``write_conf``: this project's asv.conf.json pointed at that repo and at test folders
+  (funcbench.asv_driver.private_conf).
+- ``asv``: runs ``python -m asv`` through funcbench.asv_driver.Asv (the one place that builds
+  asv command lines); with ``home`` it runs under that HOME, because asv 0.6.6 keeps machine
+  info in ~/.asv-machine.json and has no option to put it elsewhere.
 - ``run_commits`` / ``run_existing``: ``asv run`` over commits (virtualenv from the matrix),
   and ``asv run -E existing:<python> --set-commit-hash`` (no build).
 - ``shared_suite``: one asv environment + results per pytest session, for all test modules.
@@ -21,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from funcbench.config import load_asv_conf
+from funcbench.asv_driver import Asv, AsvError, private_conf
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV_DIR = Path(os.environ.get("FUNCBENCH_ASV_TEST_ENV_DIR", ROOT / ".asv" / "env"))
@@ -75,27 +77,19 @@ def write_conf(path: Path, repo: Path, work: Path, **overrides) -> Path:
 
     The environments stay in the project's .asv/env (or $FUNCBENCH_ASV_TEST_ENV_DIR): the
     torch virtualenv costs ~65 s and ~5.5 GB, and the same matrix serves dev.py dashboard."""
-    conf = load_asv_conf()
-    conf.update(repo=str(repo), benchmark_dir=str(repo / "benchmarks"), env_dir=str(ENV_DIR),
-                results_dir=str(work / "results"), html_dir=str(work / "html"))
-    conf.update(overrides)
-    path.write_text(json.dumps(conf, indent=2))
-    return path
+    paths = dict(repo=repo, benchmark_dir=repo / "benchmarks", env_dir=ENV_DIR, results_dir=work / "results",
+                 html_dir=work / "html")
+    return private_conf(path, **{**paths, **overrides})
 
 
 def asv(conf: Path, *args: str, home: Optional[Path] = None, env: Optional[Dict[str, str]] = None,
         timeout: float = 1800) -> str:
-    """Run asv from this venv; returns its output, raises with the output on failure."""
-    full_env = dict(os.environ, **(env or {}))
-    if home is not None:  # asv keeps machine info in ~/.asv-machine.json: keep tests out of the user's
-        full_env["HOME"] = str(home)
-    cmd = [sys.executable, "-m", "asv", *args, "--config", str(conf)]
-    proc = subprocess.run(cmd, cwd=conf.parent, capture_output=True, text=True, env=full_env,
-                          timeout=timeout)
-    output = proc.stdout + proc.stderr
-    if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{output[-6000:]}")
-    return output
+    """Run asv from this venv; returns its output, raises with the output on failure. ``home``:
+    asv keeps machine info in ~/.asv-machine.json, so tests run it under a HOME of their own."""
+    try:
+        return Asv(conf, home=home)(*args, env=env, timeout=timeout)
+    except AsvError as error:
+        raise AssertionError(str(error)) from None
 
 
 def add_machine(conf: Path, machine: str, home: Path) -> str:

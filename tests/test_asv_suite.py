@@ -14,8 +14,8 @@ import torch
 
 from asv_helpers import ROOT, SMALL_BENCH, asv, env_python, result_files, shared_suite, write_conf
 from benchmarks import benchmarks as suite_module
-from funcbench import registry, suite
-from funcbench.config import load_asv_conf
+from funcbench import injection, policy, prepared, registry
+from funcbench.config import RunSettings, load_asv_conf
 from funcbench.tasks import APIS
 
 
@@ -35,21 +35,21 @@ def test_one_time_class_per_model_named_after_it_with_its_tiers_policy():
         assert cls.__name__ == model and hasattr(cls, "time_op")
         models, tasks, apis, presets, devices = cls.params
         assert models == [model] and apis == ["autograd", "func"]
-        assert presets == suite_module.PRESETS and devices == ["cpu", "cuda"]
-        policy = suite.TIER_POLICIES[registry.model_spec(model).tier]
-        assert {k: getattr(cls, k) for k in policy} == policy
-        assert cls.version == str(suite.POLICY_VERSION)  # no tier attribute in the version
+        assert presets == suite_module.MATRIX_PRESETS and devices == ["cpu", "cuda"]
+        tier = policy.TIER_POLICIES[registry.model_spec(model).tier]
+        assert {k: getattr(cls, k) for k in tier} == tier
+        assert cls.version == str(policy.POLICY_VERSION)  # no tier attribute in the version
         grids = [cls.params]
         if hasattr(cls, "time_compiled_op"):  # its own params and policy, as function attributes
             method = cls.time_compiled_op
-            assert method.params[2] == ["compile"] and {k: getattr(method, k) for k in suite.COMPILED_POLICY} \
-                == suite.COMPILED_POLICY
+            assert method.params[2] == ["compile"] and {k: getattr(method, k) for k in policy.COMPILED_POLICY} \
+                == policy.COMPILED_POLICY
             grids.append(method.params)
         for models, tasks, apis, _, _ in grids:
             cells += [(m, t, a) for m in models for t in tasks for a in apis if t in registry.selected_tasks(m, a)]
     expected = [(m, t, a) for m in registry.MODELS for a in APIS for t in registry.selected_tasks(m, a)]
     assert sorted(cells) == sorted(expected)
-    all_cells = [str(c) for c in suite.default_cells()]
+    all_cells = [str(c) for c in registry.cells()]
     eager = [c for c in all_cells if not c.endswith(":compile")]
     for one_value, cells in ((suite_module.Memory, eager), (suite_module.CostRatio, eager),
                              (suite_module.Instructions, eager), (suite_module.CudaMemory, all_cells),
@@ -59,12 +59,12 @@ def test_one_time_class_per_model_named_after_it_with_its_tiers_policy():
 
 def test_preset_param_lists_what_the_matrix_and_the_run_measure(monkeypatch, tmp_path):
     # The default matrix runs small only: no n/a full-preset parameter sets to fork for.
-    assert suite_module.PRESETS == ["small"]
+    assert suite_module.MATRIX_PRESETS == ["small"]
     conf = tmp_path / "asv.conf.json"
     conf.write_text('{"matrix": {"env_nobuild": {"FUNCBENCH_PRESET": ["full", "small"]}}}')
-    assert suite.preset_params(conf) == ["small", "full"]
+    assert policy.matrix_presets(conf) == ["small", "full"]
     monkeypatch.setenv("FUNCBENCH_PRESET", "full")  # an -E existing run asked for full in the shell
-    assert suite.preset_params(tmp_path / "missing.json") == ["full"]
+    assert policy.matrix_presets(tmp_path / "missing.json") == ["full"]
 
 
 def test_timed_methods_are_one_line():
@@ -94,9 +94,9 @@ def test_non_default_and_unsupported_cells_are_skipped_with_their_reason():
 
 def test_only_the_runs_preset_and_device_are_measured(monkeypatch):
     # Preset and device are params, so even `-E existing` results (no env vars recorded)
-    # keep small/full and cpu/cuda apart; the environment picks which ones run.
-    monkeypatch.setenv("FUNCBENCH_PRESET", "small")
-    monkeypatch.setenv("FUNCBENCH_DEVICE", "cpu")
+    # keep small/full and cpu/cuda apart; the environment (read once, at import) picks which ones run.
+    monkeypatch.setattr(suite_module, "RUN", RunSettings.from_environ({"FUNCBENCH_PRESET": "small",
+                                                                        "FUNCBENCH_DEVICE": "cpu"}))
     suite_module.ppl_simple_reg().setup("ppl_simple_reg", "vjp", "autograd", "small", "cpu")
     for preset, device in (("full", "cpu"), ("small", "cuda"), ("full", "cuda")):
         with pytest.raises(NotImplementedError, match="FUNCBENCH_PRESET=small"):
@@ -106,27 +106,27 @@ def test_only_the_runs_preset_and_device_are_measured(monkeypatch):
 def test_injected_slowdown_is_off_by_default_and_parsed(monkeypatch):
     cell = registry.Cell("ppl_simple_reg", "vjp", "func")
     monkeypatch.delenv("FUNCBENCH_INJECT_SLOWDOWN", raising=False)
-    assert suite.injected_factor(cell) == 1.0
+    assert injection.injected_factor(cell) == 1.0
     monkeypatch.setenv("FUNCBENCH_INJECT_SLOWDOWN", "ppl_simple_reg:vjp:func:3")
-    assert suite.injected_factor(cell) == 3.0
-    assert suite.injected_factor(cell._replace(api="autograd")) == 1.0
+    assert injection.injected_factor(cell) == 3.0
+    assert injection.injected_factor(cell._replace(api="autograd")) == 1.0
 
 
 def test_injected_work_is_real_work_of_the_asked_size(monkeypatch):
     # Work, not sleep, so that it shows in instruction counts too: spin() costs CPU time.
     import time
     start_cpu = time.process_time()
-    suite.spin(2_000_000)
+    injection.spin(2_000_000)
     assert time.process_time() - start_cpu > 0.005
-    assert suite.spin_iterations(1.5, op_cost=2.0, iteration_cost=0.01) == 100
-    assert suite.spin_iterations(1.0, op_cost=2.0, iteration_cost=0.01) == 0
+    assert injection.spin_iterations(1.5, op_cost=2.0, iteration_cost=0.01) == 100
+    assert injection.spin_iterations(1.0, op_cost=2.0, iteration_cost=0.01) == 0
     monkeypatch.setenv("FUNCBENCH_INJECT_SLOWDOWN", "ppl_simple_reg:vjp:autograd:2")
-    suite.forget_prepared()
+    prepared.forget()
     try:
-        prepared = suite.prepared("ppl_simple_reg", "vjp", "autograd", "small", "cpu")
-        assert prepared.extra_iterations > 0 and prepared.call is not prepared.op
+        ready = prepared.prepared(registry.Cell("ppl_simple_reg", "vjp", "autograd"), "small", "cpu", RunSettings())
+        assert ready.extra_iterations > 0 and ready.sample is not ready.op
     finally:
-        suite.forget_prepared()
+        prepared.forget()
 
 
 def test_conf_pins_the_matrix_and_device_identity():
@@ -160,7 +160,7 @@ def test_results_json_of_both_commits(asv_run):
             measured = [v for v in entry["result"] if v is not None and not math.isnan(v)]
             assert len(measured) == count, (name, entry["result"])
             assert all(math.isfinite(v) and v > 0 for v in measured)
-            assert entry["version"] == str(suite.POLICY_VERSION)
+            assert entry["version"] == str(policy.POLICY_VERSION)
         ratio = [v for v in results["benchmarks.CostRatio.track_cost_ratio"]["result"]
                  if v is not None and not math.isnan(v)]
         assert all(0.1 < r < 1000 for r in ratio), ratio
@@ -187,7 +187,7 @@ def test_compare_two_commits(asv_run):
 
 
 def test_results_of_two_boxes_merge_by_copying(asv_run, tmp_path):
-    """The README's recipe: each box has its own results/<machine>/; copy them into one results/
+    """The recipe of docs/asv-suite.md: each box has its own results/<machine>/; copy them into one results/
     and publish. Here the second box's results come from an existing environment."""
     other = tmp_path / "other-box"
     other_conf = write_conf(tmp_path / "asv.conf.json", asv_run["repo"], other)
@@ -226,5 +226,5 @@ def test_a_run_that_would_measure_nothing_fails_at_discovery(asv_run, variable, 
             asv_run["commits"][1], "--machine", "cpu-box", "--bench", SMALL_BENCH, home=asv_run["home"],
             env={variable: value})
     output = str(failed.value)
-    assert "failed (1)" in output.splitlines()[0]
+    assert "asv run exited 1" in output.splitlines()[0]
     assert words in [line.strip() for line in output.splitlines()] and "Traceback" not in output

@@ -208,7 +208,7 @@ def test_a_fresh_process_prints_no_traceback_and_the_console_script_exists():
 
 
 def test_default_allocator_refused_where_this_process_pinned_it(capsys):
-    from funcbench.timing import steady_allocator
+    from funcbench.process import steady_allocator
     if not steady_allocator():
         pytest.skip("steady_allocator pins glibc's malloc only")
     assert main(["run", "--preset", "small", "--malloc", "default", "--model-filter", "ppl_simple_reg"]) == 2

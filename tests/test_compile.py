@@ -12,12 +12,13 @@ import torch
 import torch._dynamo
 
 import asv_helpers
-from funcbench import cli, registry, suite, tasks
+from funcbench import cli, compilation, prepared, registry, tasks, tools
+from funcbench.config import RunSettings
 from funcbench.registry import Cell
 
 CELL = Cell("ppl_simple_reg", "vjp", "compile")
-needs_compile = pytest.mark.skipif(tasks.compile_unavailable_reason() is not None,
-                                   reason=str(tasks.compile_unavailable_reason()))
+needs_compile = pytest.mark.skipif(tools.compile_unavailable_reason() is not None,
+                                   reason=str(tools.compile_unavailable_reason()))
 
 
 @needs_compile
@@ -27,7 +28,7 @@ def test_compiled_cell_matches_eager_func_and_refuses_to_recompile():
     expected = registry.prepare("ppl_simple_reg", "vjp", "func").run()
     torch.testing.assert_close(result, expected, rtol=1e-5, atol=5e-3)
     case.run()  # the steady state: no recompile
-    case.op.params = tuple(p.double() for p in case.params)  # other dtypes: dynamo's guards fail
+    case.bound.params = tuple(p.double() for p in case.params)  # other dtypes: dynamo's guards fail
     with pytest.raises(torch._dynamo.exc.RecompileError):
         case.run()
 
@@ -66,13 +67,12 @@ def test_cli_reports_a_failing_compiled_cell_and_runs_the_rest(monkeypatch, caps
 
 def test_compile_unavailable_is_one_line_in_the_cli_and_na_in_asv(monkeypatch, capsys):
     reason = "torch.compile's inductor needs a C++ compiler (g++ or clang++; Debian: apt-get install g++)"
-    for module in (tasks, suite, cli, registry):  # each module's own name for it
-        monkeypatch.setattr(module, "compile_unavailable_reason", lambda device="cpu": reason)
+    monkeypatch.setattr(tools, "compile_unavailable_reason", lambda device="cpu": reason)  # its one home
     assert cli.main(["run", "--api", "compile", "--preset", "small", "--model-filter", "ppl_simple_reg"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "needs a C++ compiler" in err
     with pytest.raises(NotImplementedError, match=r"needs a C\+\+ compiler"):
-        suite.prepared(*CELL, "small", "cpu")
+        prepared.prepared(CELL, "small", "cpu", RunSettings())
     with pytest.raises(registry.Unsupported, match=r"needs a C\+\+ compiler"):
         registry.prepare(*CELL)
 
@@ -89,11 +89,11 @@ def test_both_keeps_the_originals_two_apis_and_all_adds_compile():
 
 COLD_COMPILE = """
 import os, sys
-from funcbench import compilation
-from funcbench.registry import Cell
+from funcbench import compilation, registry
 run_folder = sys.argv[1]
-os.environ["TORCHINDUCTOR_CACHE_DIR"] = run_folder  # the run's folder (suite.use_run_cache)
-seconds = compilation.compile_seconds(Cell("ppl_simple_reg", "vjp", "compile"), "cpu", "small")
+os.environ["TORCHINDUCTOR_CACHE_DIR"] = run_folder  # the run's folder (compilation.use_run_cache)
+case = registry.prepare("ppl_simple_reg", "vjp", "compile", "cpu", "small", metric="compile_seconds")
+seconds = compilation.compile_seconds(case)
 assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == run_folder, os.environ["TORCHINDUCTOR_CACHE_DIR"]
 print(seconds, sorted(os.listdir(run_folder)))
 """
@@ -113,7 +113,7 @@ def test_compile_seconds_are_measured_from_an_empty_cache_of_the_runs_own(tmp_pa
 def test_one_compiled_cell_end_to_end_in_asv(tmp_path):
     """time_op and track_compile_seconds of a default compiled cell, recorded by a real asv run."""
     cell = CELL  # the cheapest default compiled cell (~12 s cold)
-    assert cell in suite.default_cells(apis=["compile"])
+    assert cell in registry.cells(["compile"])
     work, home = tmp_path / "asv", tmp_path / "home"
     home.mkdir()
     _, head = asv_helpers.make_project_repo(work / "repo")

@@ -6,19 +6,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 
 import asv_helpers
-from funcbench import cli, config, instructions, registry, report, suite
+from funcbench import cli, config, instructions, registry, report, tools
+from funcbench.config import RunSettings
 from funcbench.measurement import Measurement
 from funcbench.registry import Cell
 
 VJP, FUNC_VJP = Cell("ppl_simple_reg", "vjp", "autograd"), Cell("ppl_simple_reg", "vjp", "func")
-needs_valgrind = pytest.mark.skipif(instructions.unavailable_reason() is not None,
-                                    reason=str(instructions.unavailable_reason()))
+needs_valgrind = pytest.mark.skipif(tools.valgrind_unavailable_reason() is not None,
+                                    reason=str(tools.valgrind_unavailable_reason()))
 
 
 @pytest.fixture(scope="module")
@@ -63,37 +62,40 @@ def test_injected_work_shows_in_counts_and_the_gate_fails_on_it(two_counts, tmp_
 
 
 def test_selection_tokens_name_tiers_models_and_cells():
-    light = instructions.selected_cells(["light"])
+    light = registry.select(["light"])
     assert light and {registry.model_spec(c.model).tier for c in light} == {"light"}
-    assert set(light) == {c for c in suite.default_cells() if registry.model_spec(c.model).tier == "light"
-                          and c.api != "compile"}  # compiled cells only when named one by one
-    assert instructions.selected_cells(["ppl_simple_reg:vjp:compile"]) == [Cell("ppl_simple_reg", "vjp", "compile")]
-    assert set(instructions.selected_cells(["resnet18"])) == set(suite.default_cells(["resnet18"]))
-    assert instructions.selected_cells(["ppl_simple_reg:vjp:func", "ppl_simple_reg:vjp:func"]) == [FUNC_VJP]
+    assert light == [c for c in registry.cells() if registry.model_spec(c.model).tier == "light"
+                     and c.api != "compile"]  # compiled cells only when named one by one; the registry's order
+    assert registry.select(["ppl_simple_reg:vjp:compile"]) == [Cell("ppl_simple_reg", "vjp", "compile")]
+    assert set(registry.select(["resnet18"])) == set(registry.cells(models=["resnet18"]))
+    assert registry.select(["ppl_simple_reg:vjp:func", "ppl_simple_reg:vjp:func"]) == [FUNC_VJP]
     with pytest.raises(registry.UnknownName, match="'fast' is no tier"):
-        instructions.selected_cells(["fast"])
+        registry.select(["fast"])
     assert config.instruction_selection({"FUNCBENCH_INSTRUCTIONS": "all"}) == config.TIERS
     assert config.instruction_selection({"FUNCBENCH_INSTRUCTIONS": "none"}) == ()
 
 
 def test_without_valgrind_or_on_cuda_the_cells_are_na_with_the_reason(monkeypatch):
-    assert "CPU metric" in instructions.unavailable_reason("cuda")
+    assert "CPU metric" in tools.valgrind_unavailable_reason("cuda")
     monkeypatch.setattr(shutil, "which", lambda name: None)
-    reason = instructions.unavailable_reason("cpu")
+    reason = tools.valgrind_unavailable_reason("cpu")
     assert "valgrind is not installed" in reason
     with pytest.raises(NotImplementedError, match="valgrind is not installed"):
-        instructions.counted(dict(cells={}, unavailable=reason), str(VJP), "small", "cpu")
+        instructions.counted(dict(cells={}), VJP, "small", "cpu", RunSettings())
+    assert instructions.count_for_run(RunSettings())["cells"] == {}  # nothing counted, nothing started
 
 
 def test_a_cell_not_selected_is_na_and_a_failed_count_is_an_error():
-    counts = dict(cells={str(VJP): 900_000.0, str(FUNC_VJP): {"error": "RuntimeError: boom"}}, unavailable=None)
-    assert instructions.counted(counts, str(VJP), "small", "cpu") == 900_000.0
+    counts = dict(cells={str(VJP): 900_000.0, str(FUNC_VJP): {"error": "RuntimeError: boom"}})
+    run = RunSettings()
+    assert instructions.counted(counts, VJP, "small", "cpu", run) == 900_000.0
     with pytest.raises(NotImplementedError, match="not counted: FUNCBENCH_INSTRUCTIONS"):
-        instructions.counted(counts, "ppl_simple_reg:jvp:autograd", "small", "cpu")
+        instructions.counted(counts, Cell("multiheadattn", "vjp", "autograd"), "small", "cpu",
+                             RunSettings(instructions=("ppl_simple_reg",)))
     with pytest.raises(RuntimeError, match="boom"):
-        instructions.counted(counts, str(FUNC_VJP), "small", "cpu")
+        instructions.counted(counts, FUNC_VJP, "small", "cpu", run)
     with pytest.raises(NotImplementedError, match="FUNCBENCH_PRESET=small"):
-        instructions.counted(counts, str(VJP), "full", "cpu")
+        instructions.counted(counts, VJP, "full", "cpu", run)
 
 
 # An extra elementwise op in ppl_simple_reg's forward: the kind of regression (an extra copy)
@@ -114,12 +116,11 @@ def test_asv_continuous_and_the_instruction_gate_fail_on_a_commit_that_adds_work
     conf = asv_helpers.write_conf(work / "asv.conf.json", work / "repo", work)
     asv_helpers.add_machine(conf, "box", home)
     env = {"FUNCBENCH_INSTRUCTIONS": f"{VJP},ppl_robust_reg:vjp:autograd"}
-    command = [sys.executable, "-m", "asv", "continuous", "--factor", "1.01", "--bench", "track_instructions",
-               base, head, "--machine", "box", "--config", str(conf)]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=1800,
-                          env=dict(os.environ, HOME=str(home), **env))
-    output = proc.stdout + proc.stderr
-    assert proc.returncode != 0, output[-4000:]
+    with pytest.raises(AssertionError) as failed:  # asv continuous exits non-zero on a regression
+        asv_helpers.asv(conf, "continuous", "--factor", "1.01", "--bench", "track_instructions", base, head,
+                        "--machine", "box", home=home, env=env)
+    output = str(failed.value)
+    assert "asv continuous exited" in output.splitlines()[0], output[-4000:]
     assert "PERFORMANCE DECREASED" in output, output[-4000:]
     flagged = [line for line in output.splitlines() if line.startswith("|") and line.strip("| ").startswith("+")]
     assert len(flagged) == 1 and "track_instructions('ppl_simple_reg:vjp:autograd'" in flagged[0], output[-4000:]
@@ -135,7 +136,7 @@ def test_asv_continuous_and_the_instruction_gate_fail_on_a_commit_that_adds_work
 
 
 def test_cells_are_dealt_to_two_processes_the_same_way_on_every_machine():
-    cells = instructions.selected_cells(["light"])
+    cells = registry.select(["light"])
     groups = instructions.split(cells)
     assert len(groups) == instructions.PROCESSES == 2
     assert groups == [cells[0::2], cells[1::2]]

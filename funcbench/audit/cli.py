@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .. import config, registry, suite
-from ..asv_driver import Workspace, git_hash, load_avg, measured
+from .. import asv_results, config, registry
+from ..asv_driver import Workspace, git_hash, load_avg
+from ..process import steady_allocator
 from . import reference, runs, stats
 from .markdown import markdown
 
@@ -74,7 +75,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     base, head = git_hash("HEAD~1"), git_hash("HEAD")
     # The torch.utils.benchmark reference runs in this process: time it under the suite's
     # allocator policy, or fidelity would compare two allocators rather than two harnesses.
-    from ..timing import steady_allocator
     steady_allocator()
     report: dict = dict(commit=head, device=args.device, preset=args.preset, parts=list(parts),
                         started=time.strftime("%Y-%m-%d %H:%M:%S"), load_start=load_avg())
@@ -83,6 +83,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     def log(message: str) -> None:
         print(message, flush=True)
+
+    def results_of(commit: str):
+        return asv_results.commit_rows(str(ws.results_dir), ws.machine, commit)
 
     def save() -> None:
         (out / "audit.json").write_text(json.dumps(report, indent=2, default=str))
@@ -101,7 +104,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if run_a is None:
             run_a = ws.run(base, args.bench or ["time_op"])
             log(f"asv run for fidelity: {run_a.wall_s:.0f} s")
-        times = measured(ws.values(base))
+        times = asv_results.measured_cells(results_of(base))
         log(f"fidelity: timing {len(times)} cells with torch.utils.benchmark, load {load_avg()}")
         rows = reference.fidelity_rows(times, args.device, args.preset)
         report["fidelity"] = dict(command=command, asv_wall_s=run_a.wall_s, harness=reference.harness_overhead_us(),
@@ -114,21 +117,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         log(f"  {run_b.wall_s:.0f} s")
         if "fidelity" in report:
             report["fidelity"]["bracketed"] = stats.bracket_fidelity(report["fidelity"]["rows"],
-                                                                     measured(ws.values(head)))
+                                                                     asv_results.measured_cells(results_of(head)))
             save()
     if "noise" in parts:
         factor = METHODS[args.metric][1]
-        rows = ws.compare(base, head, factor)
+        marked = asv_results.mark_changes(results_of(base), results_of(head), factor)
         report["noise"] = dict(command=command, wall_s=[run_a.wall_s, run_b.wall_s], factor=factor,
                                load=f"{run_a.load_before} -> {run_b.load_after}",
-                               summary=stats.noise_summary(rows),
-                               instructions=stats.count_agreement(measured(ws.values(base), "track_instructions"),
-                                                                  measured(ws.values(head), "track_instructions")),
-                               flagged=[dataclasses.asdict(r) for r in rows if r.mark in ("+", "-")])
+                               summary=stats.noise_summary(marked),
+                               instructions=stats.count_agreement(
+                                   asv_results.measured_cells(results_of(base), "track_instructions"),
+                                   asv_results.measured_cells(results_of(head), "track_instructions")),
+                               flagged=[dict(mark=m.mark, ratio=f"{m.ratio:.3f}", name=m.name) for m in marked
+                                        if m.mark in ("+", "-")])
         save()
     if "cost" in parts:
         runs_cost = {f"suite, {r.commit[:8]}": dict(dataclasses.asdict(r), **stats.cost_summary(
-            ws.values(r.commit), ws.durations(r.commit), r)) for r in (run_a, run_b)}
+            results_of(r.commit), asv_results.durations(str(ws.results_dir), ws.machine, r.commit), r))
+            for r in (run_a, run_b)}
         if not args.no_quick:
             log(f"asv run --quick, load {load_avg()}")
             quick = ws.run(head, args.bench, quick=True)
@@ -158,7 +164,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             rounds=args.rounds, **runs.same_build_twice(ws, args.python_a, args.python_b, bench, args.rounds, log=log))
         save()
     if "gpu" in parts:
-        result = reference.gpu_rows(args.device, args.preset, suite.default_cells())
+        result = reference.gpu_rows(args.device, args.preset, registry.cells())
         if result is None:
             log("gpu: no CUDA device here")
         report["gpu"] = result

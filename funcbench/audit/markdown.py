@@ -1,4 +1,4 @@
-"""The audit's report as markdown (the tables the README quotes)."""
+"""The audit's report as markdown (the tables docs/measurements.md quotes)."""
 from __future__ import annotations
 
 

@@ -7,8 +7,9 @@ import time
 import timeit
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .. import registry, suite, timing
+from .. import process, registry, timing
 from ..asv_driver import load_avg
+from ..asv_results import Row
 from ..config import ROOT
 from ..registry import Cell
 from .stats import fidelity_row
@@ -20,7 +21,7 @@ def torch_medians(cell: Cell, device: str, preset: str, min_run_time: float = 0.
     median of block means, so every preemption inside a block counts; the single-call median,
     like asv's median of single-call samples (number = 1), drops the preempted calls. On a
     quiet machine both agree; their gap is a measure of the load while auditing."""
-    with timing.threads(suite.THREADS):  # fidelity compares harnesses, not thread counts
+    with process.threads(process.THREADS):  # fidelity compares harnesses, not thread counts
         case = registry.prepare(*cell, device=device, preset=preset)
         case.run_checked()
         timer = timing.benchmark_timer(case.run)
@@ -30,7 +31,7 @@ def torch_medians(cell: Cell, device: str, preset: str, min_run_time: float = 0.
     return blocked, single
 
 
-def fidelity_rows(asv_times: Dict[Cell, dict], device: str, preset: str) -> List[dict]:
+def fidelity_rows(asv_times: Dict[Cell, Row], device: str, preset: str) -> List[dict]:
     """One row per cell: asv's time_op median against the reference timed now."""
     rows = []
     for cell, entry in asv_times.items():
@@ -59,7 +60,7 @@ def harness_overhead_us(calls: int = 20000) -> dict:
         return None
 
     bench = getattr(benchmarks, next(iter(registry.MODELS)))()
-    bench.call = suite.Prepared(case=None, op=noop, first_call_s=0.0).call
+    bench.sample = noop  # what setup sets: the prepared op's sample
     params = (next(iter(registry.MODELS)), "vjp", "autograd", "small", "cpu")
 
     def per_call(stmt) -> float:
@@ -101,7 +102,7 @@ def gpu_rows(device: str, preset: str, cells: Sequence[Cell]) -> Optional[List[d
         return None
     dev = device if device.startswith("cuda") else "cuda"
     rows = []
-    with timing.threads(suite.THREADS):
+    with process.threads(process.THREADS):
         for cell in cells:
             try:
                 case = registry.prepare(*cell, device=dev, preset=preset)

@@ -1,14 +1,15 @@
-"""The audit's experiments that drive asv (through funcbench.asv_driver)."""
+"""The audit's experiments that drive asv (through funcbench.asv_driver) and read what it
+recorded (through funcbench.asv_results)."""
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import os
-import subprocess
-import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .. import asv_results, config, interleave
-from ..asv_driver import Workspace, bench_regex, load_avg, measured, split_name
+from .. import asv_results, cli, config, interleave
+from ..asv_driver import Asv, Workspace, bench_regex, git, load_avg
 from ..registry import Cell
 from ..report import changes
 
@@ -17,11 +18,11 @@ def sensitivity(ws: Workspace, cells: Sequence[Cell], factors: Sequence[float], 
                 method: str = "time_op", compare_factor: float = 1.1, env: Optional[Dict[str, str]] = None,
                 gate: Optional[float] = None, log=print) -> List[dict]:
     """Per cell and repetition: a base run, then one injected run per factor right after it,
-    each compared with the base by ``asv compare --factor compare_factor``; flagged = asv marks
-    it '+'. A fresh base per repetition keeps base and injected runs side by side in time (the
-    machine's load drifts over minutes); factor 1.0 is the control (nothing injected). With
-    ``gate``, also ``funcbench compare --metric instructions --fail-above GATE`` of the same two
-    runs; gated = it exits 1."""
+    each compared with the base as ``asv compare --factor compare_factor`` marks it (asv's own
+    test, asv_results.mark_changes); flagged = marked '+'. A fresh base per repetition keeps base
+    and injected runs side by side in time (the machine's load drifts over minutes); factor 1.0
+    is the control (nothing injected). With ``gate``, also ``funcbench compare --metric
+    instructions --fail-above GATE`` of the same two runs; gated = it exits 1."""
     found: Dict[Tuple[str, float], dict] = {}
     for cell in cells:
         regex = bench_regex(cell, method)
@@ -30,43 +31,44 @@ def sensitivity(ws: Workspace, cells: Sequence[Cell], factors: Sequence[float], 
         for rep in range(reps):
             ws.forget(base)
             ws.run(base, [regex], env=env)
-            base_values = measured(ws.values(base), method)
-            base_value = base_values[cell]["value"] if cell in base_values else math.nan
+            base_rows = asv_results.commit_rows(str(ws.results_dir), ws.machine, base)
+            base_row = asv_results.measured_cells(base_rows, method).get(cell)
             for factor in factors:
                 ws.forget(head)
                 injected = dict(env or {})
                 if factor != 1.0:
                     injected[config.INJECT_SLOWDOWN.name] = f"{cell}:{factor}"
                 ws.run(head, [regex], env=injected)
-                row = [r for r in ws.compare(base, head, compare_factor)
-                       if split_name(r.name)[0].endswith(f".{method}") and split_name(r.name)[1] == cell
-                       and r.before != "n/a"]  # the other presets/devices of the cell are n/a
+                head_rows = asv_results.commit_rows(str(ws.results_dir), ws.machine, head)
+                marked = [m for m in asv_results.mark_changes(base_rows, head_rows, compare_factor)
+                          if m.method == method and m.cell == cell and m.before is not None]
                 entry = found.setdefault((str(cell), factor), dict(cell=str(cell), factor=factor, flagged=0, reps=0,
                                                                    ratios=[], base=[], loads=[], gated=0))
                 if gate is not None:
                     entry["gated"] += _gate_fails(ws, base, head, gate)
                 entry["reps"] += 1
-                entry["base"].append(base_value)
+                entry["base"].append(base_row.value if base_row else math.nan)
                 entry["loads"].append(round(os.getloadavg()[0], 2))
-                if row:
-                    entry["flagged"] += row[0].mark == "+"
-                    entry["ratios"].append(row[0].ratio)
-                log(f"  sensitivity {cell} x{factor} rep {rep + 1}: {row[0].mark if row else '?'} "
-                    f"{row[0].ratio if row else ''}, load {load_avg()}")
+                if marked:
+                    entry["flagged"] += marked[0].mark == "+"
+                    entry["ratios"].append(f"{marked[0].ratio:.4f}" if marked[0].ratio is not None else "n/a")
+                log(f"  sensitivity {cell} x{factor} rep {rep + 1}: {marked[0].mark if marked else '?'} "
+                    f"{entry['ratios'][-1] if marked else ''}, load {load_avg()}")
         ws.forget(head)
     return list(found.values())
 
 
 def _gate_fails(ws: Workspace, base: str, head: str, limit: float) -> bool:
     """Whether ``funcbench compare --metric instructions --fail-above LIMIT`` fails head against base."""
-    proc = subprocess.run([sys.executable, "-m", "funcbench", "compare", "--metric", "instructions",
-                           "--before", f"{asv_results.SELECTION_PREFIX}{base}@{ws.machine}",
-                           "--after", f"{asv_results.SELECTION_PREFIX}{head}@{ws.machine}",
-                           "--results-dir", str(ws.results_dir), "--fail-above", str(limit)],
-                          cwd=config.ROOT, capture_output=True, text=True)
-    if proc.returncode not in (0, 1):
-        raise RuntimeError(f"funcbench compare failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
-    return proc.returncode == 1
+    argv = ["compare", "--metric", "instructions", "--before", f"{asv_results.SELECTION_PREFIX}{base}@{ws.machine}",
+            "--after", f"{asv_results.SELECTION_PREFIX}{head}@{ws.machine}", "--results-dir", str(ws.results_dir),
+            "--fail-above", str(limit)]
+    errors = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(errors):
+        code = cli.main(argv)
+    if code not in (0, 1):
+        raise RuntimeError(f"funcbench compare failed ({code}): {errors.getvalue().strip()[-2000:]}")
+    return code == 1
 
 
 def same_build_twice(ws: Workspace, python_a: str, python_b: str, bench: Sequence[str], rounds: int,
@@ -74,7 +76,7 @@ def same_build_twice(ws: Workspace, python_a: str, python_b: str, bench: Sequenc
     """One torch build as two existing environments (two paths to one python), timed twice: two
     asv runs one after the other (before `funcbench interleave`), then interleaved. Every row
     asv's test calls significant is a false flag; the goal is none beyond ``factor``."""
-    commit = interleave.git("rev-parse", "HEAD")
+    commit = git("rev-parse", "HEAD")
     sides = [interleave.resolve(p) for p in (python_a, python_b)]
     out = {}
     for label in ("separate", "interleaved"):
@@ -86,8 +88,8 @@ def same_build_twice(ws: Workspace, python_a: str, python_b: str, bench: Sequenc
                 ws.python = side.python
                 ws.run(commit, bench)
         else:
-            runner = interleave.Runner(ws.conf, ws.machine, bench, log=log, env=ws.env())
-            interleave.interleave(sides[0], sides[1], runner, rounds, log=log)
+            interleave.interleave(sides[0], sides[1], Asv(ws.conf, ws.machine, ws.home, ws.env(), log=log), bench,
+                                  rounds, log=log)
         out[label] = dict(load=f"{started} -> {load_avg()}", **_false_flags(ws, commit, sides, factor))
     return out
 

@@ -6,19 +6,20 @@ import statistics
 from typing import Dict, List, Optional, Sequence
 
 from .. import registry
-from ..asv_driver import CompareRow, Run, split_name
+from ..asv_driver import Run
+from ..asv_results import Marked, Row
 from ..registry import Cell
 
 FIDELITY_BAND = (0.95, 1.05)  # the goal: asv within 5 % of the reference
 SUB_MS = 1e-3  # below this, a ratio says little and the overhead in µs is reported instead
 
 
-def fidelity_row(cell: Cell, entry: dict, blocked_s: float, single_s: float, load: str) -> dict:
-    suite_s = entry["value"]
+def fidelity_row(cell: Cell, entry: Row, blocked_s: float, single_s: float, load: str) -> dict:
+    suite_s = entry.value
     return dict(cell=str(cell), tier=registry.model_spec(cell.model).tier, asv_s=suite_s,
                 torch_s=blocked_s, ratio=suite_s / blocked_s, overhead_us=(suite_s - blocked_s) * 1e6,
                 torch_single_s=single_s, ratio_single=suite_s / single_s,
-                samples=len(entry["samples"] or ()), load=load)
+                samples=len(entry.samples or ()), load=load)
 
 
 def _median(values: Sequence[float]) -> Optional[float]:
@@ -47,7 +48,7 @@ def fidelity_summary(rows: List[dict]) -> dict:
     return summary
 
 
-def bracket_fidelity(rows: List[dict], asv_times_after: Dict[Cell, dict]) -> dict:
+def bracket_fidelity(rows: List[dict], asv_times_after: Dict[Cell, Row]) -> dict:
     """Adds to each row the ratio of the geometric mean of the asv runs before and after the
     reference (torch is timed between them) to the reference: the VM's speed drifts by several
     per cent over minutes, and a reference timed only after one asv run reads that drift as
@@ -55,62 +56,58 @@ def bracket_fidelity(rows: List[dict], asv_times_after: Dict[Cell, dict]) -> dic
     for row in rows:
         after = asv_times_after.get(registry.Cell.parse(row["cell"]))
         if after is not None:
-            row["asv_after_s"] = after["value"]
-            row["ratio_bracketed"] = math.sqrt(row["asv_s"] * after["value"]) / row["torch_s"]
+            row["asv_after_s"] = after.value
+            row["ratio_bracketed"] = math.sqrt(row["asv_s"] * after.value) / row["torch_s"]
     bracketed = [r for r in rows if "ratio_bracketed" in r]
     return band_summary([r["ratio_bracketed"] for r in bracketed if r["torch_s"] >= SUB_MS],
                         [(math.sqrt(r["asv_s"] * r["asv_after_s"]) - r["torch_s"]) * 1e6
                          for r in bracketed if r["torch_s"] < SUB_MS])
 
 
-def noise_summary(rows: List[CompareRow]) -> dict:
+def noise_summary(rows: List[Marked]) -> dict:
     """Per benchmark method: rows compared, false regressions and improvements, and rows beyond
     the factor that asv's test did not call significant."""
     by_method: Dict[str, Dict[str, int]] = {}
     for row in rows:
-        method = split_name(row.name)[0].rsplit(".", 1)[-1]
-        counts = by_method.setdefault(method, dict(compared=0, false_regressions=0, false_improvements=0,
-                                                   not_significant_beyond_factor=0, not_comparable=0))
+        counts = by_method.setdefault(row.method, dict(compared=0, false_regressions=0, false_improvements=0,
+                                                       not_significant_beyond_factor=0, not_comparable=0))
         if row.mark == "x":  # benchmark versions differ: asv refuses to compare
             counts["not_comparable"] += 1
             continue
-        if row.ratio in ("n/a", "") or row.mark == "!":
+        if row.ratio is None or row.mark == "!":
             continue
         counts["compared"] += 1
         counts["false_regressions"] += row.mark == "+"
         counts["false_improvements"] += row.mark == "-"
-        counts["not_significant_beyond_factor"] += row.ratio.startswith("~")
+        counts["not_significant_beyond_factor"] += row.beyond_factor
     return by_method
 
 
-def count_agreement(first: Dict[Cell, dict], second: Dict[Cell, dict]) -> Optional[dict]:
+def count_agreement(first: Dict[Cell, Row], second: Dict[Cell, Row]) -> Optional[dict]:
     """Instruction counts of the same cells in two runs: the largest relative difference, and
     how many cells agree within 0.1 % and 0.2 %. None when neither run counted."""
     both = [c for c in first if c in second]
     if not both:
         return None
-    diffs = {str(c): second[c]["value"] / first[c]["value"] - 1 for c in both}
+    diffs = {str(c): second[c].value / first[c].value - 1 for c in both}
     worst = max(diffs, key=lambda c: abs(diffs[c]))
     return dict(cells=len(both), within_0_1=sum(abs(d) <= 0.001 for d in diffs.values()),
                 within_0_2=sum(abs(d) <= 0.002 for d in diffs.values()), worst_cell=worst, worst=diffs[worst])
 
 
-def cost_summary(values: Dict[str, dict], durations: Dict[str, float], run: Run) -> dict:
+def cost_summary(rows: Sequence[Row], durations: Dict[str, float], run: Run) -> dict:
     """Wall time of one run and how much of it the timed samples account for, per tier."""
     sampled = 0.0
     per_tier: Dict[str, dict] = {}
-
-    def tier_of(cell: Optional[Cell], bench: str) -> str:
-        return registry.model_spec(cell.model).tier if cell else bench.split(".")[1]
-
-    for name, entry in values.items():
-        bench, cell = split_name(name)
-        if not bench.endswith(".time_op") or not entry["samples"]:
+    for row in rows:
+        if row.method != "time_op" or not row.samples:
             continue
-        number = (entry["stats"] or {}).get("number", 1) or 1
-        seconds = sum(entry["samples"]) * number
+        number = (row.stats or {}).get("number", 1) or 1
+        seconds = sum(row.samples) * number
         sampled += seconds
-        per_tier.setdefault(tier_of(cell, bench), dict(timed_s=0.0, asv_duration_s=0.0))["timed_s"] += seconds
+        tier = registry.model_spec(row.cell.model).tier if row.cell and row.cell.model in registry.MODELS \
+            else row.benchmark.split(".")[1]
+        per_tier.setdefault(tier, dict(timed_s=0.0, asv_duration_s=0.0))["timed_s"] += seconds
     durations = {k: v for k, v in durations.items() if k.startswith("benchmarks.")}  # not '<build>'
     for key, seconds in durations.items():
         model = key.split(".")[1]

@@ -10,25 +10,22 @@ from torch import Tensor, nn
 Forward = Callable[..., Tensor]
 GetterReturnType = Tuple[Forward, Tuple[Tensor, ...]]
 
-from ..config import PRESETS  # noqa: F401  (re-exported: the getters' presets)
+from ..config import PRESETS, choose
+
 DEFAULT_SEED = 0
-
-
-def check_preset(preset: str) -> None:
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
 
 
 def seeded_getter(getter: Callable[..., GetterReturnType]) -> Callable[..., GetterReturnType]:
     """Run a getter under its own seed, leaving the caller's RNG state untouched.
 
     Getters build modules and draw inputs on the CPU and move them afterwards, so the
-    same seed gives the same weights and inputs on every device and every commit.
+    same seed gives the same weights and inputs on every device and every commit. The preset
+    is checked here, once per build (config.UnknownName naming the presets).
     """
 
     @functools.wraps(getter)
-    def wrapper(device="cpu", preset: str = "full", seed: int = DEFAULT_SEED) -> GetterReturnType:
-        check_preset(preset)
+    def wrapper(device, preset: str, seed: int = DEFAULT_SEED) -> GetterReturnType:
+        choose("preset", preset, PRESETS)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return getter(torch.device(device), preset)

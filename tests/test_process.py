@@ -1,4 +1,4 @@
-"""funcbench.timing's process-wide policy: glibc malloc pinned so that a large block freed
+"""funcbench.process: glibc malloc pinned so that a large block freed
 by one call is reused by the next instead of being unmapped and page-faulted in again."""
 import os
 import platform
@@ -16,7 +16,7 @@ BLOCK = 40 << 20  # above glibc's largest dynamic mmap threshold (32 MiB): by de
 
 FAULTS_PER_ALLOCATION = textwrap.dedent(f"""
     import resource, statistics, sys, torch
-    from funcbench.timing import steady_allocator
+    from funcbench.process import steady_allocator
     if sys.argv[1] == "steady":
         assert steady_allocator()
     def faults():
@@ -53,11 +53,12 @@ def test_importing_the_suite_leaves_nothing_to_import_for_a_benchmark_process():
         import sys
         sys.path.insert(0, "benchmarks")
         import benchmarks
-        from funcbench import suite
+        from funcbench.prepared import prepared
+        from funcbench.registry import Cell
         before = set(sys.modules)
-        for model, task, api in [("ppl_simple_reg", "hessian", "func"), ("multiheadattn", "vhp", "autograd"),
-                                 ("resnet18", "vjp", "func")]:
-            suite.prepared(model, task, api, "small", "cpu").call()
+        for cell in [Cell("ppl_simple_reg", "hessian", "func"), Cell("multiheadattn", "vhp", "autograd"),
+                     Cell("resnet18", "vjp", "func")]:
+            prepared(cell, "small", "cpu", benchmarks.RUN).sample()
         print(sorted(m for m in set(sys.modules) - before if not m.startswith("funcbench")))
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,

@@ -1,0 +1,35 @@
+"""What the asv suite's ``benchmarks.Instructions`` calls: ``count_for_run`` in its setup_cache
+(once per environment; the result is pickled to every benchmark process) and ``counted`` in its
+setup (a look-up, n/a with registry.why_not's reason)."""
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+from .. import config, registry
+from ..registry import Cell
+from .parent import count
+
+
+def count_for_run(run: Optional[config.RunSettings] = None) -> dict:
+    """{"cells": {"model:task:api": per-call count or {"error": why}}, "seconds": the counting's
+    wall time}: every cell the run's FUNCBENCH_INSTRUCTIONS picks that can be counted here."""
+    run = run or config.RunSettings.from_environ()
+    started = time.monotonic()
+    cells = [c for c in registry.select(run.instructions, run.run_slow_tasks)
+             if registry.why_not(c, run.preset, run.device, "instructions", run) is None]
+    counts = count(cells, run.preset, injection=config.get(config.INJECT_SLOWDOWN)) if cells else {}
+    return dict(cells={str(c): ({"error": n.error} if n.error else n.per_call) for c, n in counts.items()},
+                seconds=time.monotonic() - started)
+
+
+def counted(counts: dict, cell: Cell, preset: str, device: str, run: Optional[config.RunSettings] = None) -> float:
+    """The count of one parameter set from count_for_run's result; registry.Unsupported (asv:
+    n/a) with the reason where there is none, RuntimeError where its counting failed."""
+    reason = registry.why_not(cell, preset, device, "instructions", run or config.RunSettings.from_environ())
+    if reason:
+        raise registry.Unsupported(reason)
+    value = counts["cells"][str(cell)]
+    if isinstance(value, dict):
+        raise RuntimeError(f"counting {cell.model} {cell.task} ({cell.api}) failed: {value['error']}")
+    return value

@@ -1,0 +1,167 @@
+"""The counting parent: requests to valgrind processes, their dumps read back into counts.
+
+Two valgrind processes (cells dealt round-robin, run at once) count every requested cell:
+starting python and importing torch under valgrind costs ~25 s, so never one per cell. Each
+child gets its folder with a ``CountRequest`` and writes a ``CountResponse`` plus one callgrind
+dump per counted call, read here. The child's process is pinned (``child_environment``): two
+runs then agree to the instruction.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from .. import process, registry
+from ..config import PRESET
+from ..registry import Cell
+from .protocol import RESPONSE, CellRequest, CountRequest, CountResponse, dump_total
+
+# Per tier: (warm-up calls before counting, counted calls). Counting costs ~150x a call's time
+# (resnet18 vjp, small preset: ~33 s a call), so heavier tiers count fewer calls; their counts
+# are dominated by kernels and vary less from call to call. Light: with the checked call and
+# the settling call, the 10th call is the first counted one: CPython 3.11 specialises a code
+# object's bytecode after 8 calls, which moved the first counted call by up to 12 %.
+COUNTING = {"light": (8, 3), "medium": (2, 2), "heavy": (1, 1)}
+# glibc's tcache and fastbins off: their state depends on the process's history and moved single
+# calls by up to 7 %; the price is ~10 % more instructions in malloc than a default process spends.
+GLIBC_TUNABLES = "glibc.malloc.tcache_count=0:glibc.malloc.mxfast=0"
+CONTROLS_SOURCE = """#include "callgrind.h"
+void funcbench_start_instrumentation(void) { CALLGRIND_START_INSTRUMENTATION; }
+void funcbench_stop_instrumentation(void) { CALLGRIND_STOP_INSTRUMENTATION; }
+void funcbench_toggle_collect(void) { CALLGRIND_TOGGLE_COLLECT; }
+void funcbench_dump_stats(void) { CALLGRIND_DUMP_STATS; }
+"""
+# Cells are counted in this many valgrind processes at once: the machine's second core is idle
+# while asv waits for setup_cache (the light tier: 147 s in one process). Always this many,
+# whatever the cores: which cells share a process shapes its heap, and so its counts, so the
+# split must not depend on the machine.
+PROCESSES = 2
+# What the child keeps of its caller's environment: what a torch build may need to load.
+INHERITED = ("LD_LIBRARY_PATH", "PYTHONPATH")
+
+
+class CountingFailed(RuntimeError):
+    """The valgrind process itself failed (not one cell): one line saying why."""
+
+
+@dataclasses.dataclass
+class Count:
+    """Instructions of each counted call of one cell, the baseline already subtracted."""
+    cell: Cell
+    calls: List[int] = dataclasses.field(default_factory=list)
+    baseline: int = 0  # the collection toggles around a no-op
+    error: Optional[str] = None
+
+    @property
+    def per_call(self) -> float:
+        """The median counted call: robust to a call that met an odd heap state."""
+        return float(statistics.median(self.calls))
+
+    @property
+    def spread(self) -> float:
+        """(max - min) / median of the counted calls."""
+        return (max(self.calls) - min(self.calls)) / self.per_call if len(self.calls) > 1 else 0.0
+
+
+def build_controls(folder: Path) -> Optional[Path]:
+    """Compile the client-request shim into ``folder``; None without a C compiler or header."""
+    import torch.utils.benchmark.utils.valgrind_wrapper as wrapper
+
+    header_dir = Path(wrapper.__file__).parent
+    compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc") or shutil.which("clang")
+    if compiler is None or not (header_dir / "callgrind.h").is_file():
+        return None
+    source, library = folder / "funcbench_callgrind.c", folder / "libfuncbench_callgrind.so"
+    source.write_text(CONTROLS_SOURCE)
+    result = subprocess.run([compiler, "-shared", "-fPIC", "-O2", f"-I{header_dir}", "-o", str(library), str(source)],
+                            capture_output=True, text=True, timeout=120)
+    return library if result.returncode == 0 else None
+
+
+def child_environment(part: Path) -> Dict[str, str]:
+    """The valgrind child's whole environment, the same whoever starts it. The environment is
+    copied onto the process's stack and heap, so its size shapes the heap: the caller's own
+    (asv's ASV_* variables name the configuration's and environment's paths, HOME, PATH) moved
+    counts of the same build by up to 0.5 % between two asv configurations. Nothing injected
+    comes through: the request says what to inject, priced in instructions. The child runs in
+    ``part`` (python puts the working directory on sys.path, into the heap too)."""
+    env = {name: os.environ[name] for name in INHERITED if name in os.environ}
+    env.update(PATH="/usr/bin:/bin", HOME=str(part), LC_ALL="C.UTF-8", PYTHONHASHSEED="0",
+               GLIBC_TUNABLES=GLIBC_TUNABLES, OMP_NUM_THREADS=str(process.THREADS),
+               MKL_NUM_THREADS=str(process.THREADS))
+    return env
+
+
+def split(cells: Sequence[Cell], groups: int = PROCESSES) -> List[List[Cell]]:
+    """``cells`` dealt round-robin into ``groups`` lists, in their order: each process gets about
+    half of every model's cells (a model's cells differ in cost by 100x; its build is cheap)."""
+    parts = [list(cells[index::groups]) for index in range(groups)]
+    return [part for part in parts if part]
+
+
+def cell_request(cell: Cell) -> CellRequest:
+    warmup, calls = COUNTING[registry.model_spec(cell.model).tier]
+    return CellRequest(str(cell), warmup, calls)
+
+
+def count(cells: Sequence[Cell], preset: str = PRESET.default, workdir: Optional[Path] = None,
+          injection: str = "", timeout: float = 6 * 3600) -> Dict[Cell, Count]:
+    """Count ``cells`` in PROCESSES valgrind processes at once; a cell that fails carries its error.
+
+    ``injection`` ("model:task:api:factor", TEST-ONLY) adds spin() work to that cell, priced
+    in instructions by the child (so factor 1.01 adds >= 1 % of the cell's counted instructions)."""
+    own = workdir is None
+    folder = Path(workdir or tempfile.mkdtemp(prefix="funcbench-callgrind-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        controls = build_controls(folder)
+        running = []
+        for index, group in enumerate(split(cells)):
+            part = folder / f"part{index}"  # same name length in every run: the paths are in the heap too
+            part.mkdir(exist_ok=True)
+            CountRequest(tuple(cell_request(c) for c in group), preset, str(controls) if controls else None,
+                         injection).write(part)
+            command = [shutil.which("valgrind") or "valgrind", "--tool=callgrind", "--collect-atstart=no",
+                       f"--instr-atstart={'no' if controls else 'yes'}", "--dump-instr=no", "--dump-line=no",
+                       f"--callgrind-out-file={part}/callgrind.out.%p", sys.executable, "-m",
+                       "funcbench.instructions.child", str(part)]
+            running.append((part, subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                                   text=True, env=child_environment(part), cwd=part)))
+        counts: Dict[Cell, Count] = {}
+        deadline = time.monotonic() + timeout
+        for part, child in running:
+            try:
+                _, stderr = child.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                for _, other in running:
+                    other.kill()
+                raise CountingFailed(f"callgrind did not finish {len(cells)} cells within {timeout:.0f} s") from None
+            if child.returncode != 0 or not (part / RESPONSE).is_file():
+                tail = [line for line in stderr.splitlines() if line and not line.startswith("==")][-3:]
+                raise CountingFailed(f"callgrind exited {child.returncode}: {' | '.join(tail) or 'no output'}")
+            counts.update(read_counts(part, CountResponse.read(part)))
+        return {cell: counts[cell] for cell in cells}
+    finally:
+        if own:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def read_counts(folder: Path, response: CountResponse) -> Dict[Cell, Count]:
+    counts = {}
+    for entry in response.cells:
+        cell = Cell.parse(entry.cell)
+        if entry.error:
+            counts[cell] = Count(cell, error=entry.error)
+            continue
+        totals = [dump_total(folder / f"callgrind.out.{response.pid}.{n}") for n in entry.dumps]
+        baseline = dump_total(folder / f"callgrind.out.{response.pid}.{entry.baseline}")
+        counts[cell] = Count(cell, [t - baseline for t in totals], baseline)
+    return counts
