@@ -7,7 +7,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Lowest first. What a floor holds:
 FLOORS = [
-    ["config", "tools", "tasks", "timing", "environment"],      # settings, machine tools, task implementations, clocks, environment facts
+    ["config", "tools", "tasks", "timing", "environment", "engines", "shard_manifest"],  # settings, machine tools,
+    # task implementations, clocks, environment facts, CI engines' shard variables, the shard contract
     ["models"],                                                 # getters
     ["registry"],                                               # the single truth: cells, why_not, builds
     ["measurement", "injection", "compilation"],                # holding values, test-only work, compile cost
@@ -15,7 +16,7 @@ FLOORS = [
     ["prepared", "instructions", "policy"],                     # the prepared op, counts, asv params
     ["cost_ratio", "cuda_memory", "report"],                    # one-value metrics, tables
     ["asv_driver", "asv_results"],                              # the one asv adapter, the one results reader
-    ["interleave"],                                             # two sides measured together
+    ["interleave", "shard", "merge"],                           # two sides measured together; shards and their merge
     ["cli"],                                                    # the command line
     ["audit", "docs", "__main__"],                              # the suite's own measurements, generated docs
 ]
