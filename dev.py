@@ -24,7 +24,7 @@ VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
 SITE = f"lib/python{sys.version_info.major}.{sys.version_info.minor}/site-packages"
 ASV_ENV_DIR = ROOT / ".asv" / "env"  # asv.conf.json's env_dir
-TOOLS = ["asv==0.6.6", "virtualenv", "pytest"]
+TOOLS = ["asv==0.6.6", "virtualenv", "pytest", "check-jsonschema"]
 # The versions the asv matrix pins too (asv.conf.json); pip takes torch/torchvision from local disk here.
 REQUIREMENTS = ["torch==2.14.1", "torchvision==0.29.1", "torchaudio==2.11.0", "scipy", *TOOLS]
 STAMP = VENV / ".funcbench-requirements"
