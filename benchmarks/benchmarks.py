@@ -3,10 +3,13 @@ funcbench.policy, every measurement a funcbench module. Each benchmark method is
 
 Benchmark names say what is measured and never how it is sampled:
 
-- ``benchmarks.<model>.time_op``: seconds per call of the eager APIs (autograd, func); one
-  class per model, its cost tier's sample counts as attributes; params model, task, api, preset,
-  device. ``benchmarks.<model>.time_compiled_op``: the same for api=compile, with the compiled
-  policy's sample counts (policy.COMPILED_POLICY), on models that have compiled cells.
+- ``benchmarks.<model>.time_op``: seconds per call of the eager APIs (autograd, func) by the wall
+  clock; one class per model, its cost tier's sample counts as attributes; params model, task,
+  api, preset, device. ``benchmarks.<model>.time_compiled_op``: the same for api=compile, with the
+  compiled policy's sample counts (policy.COMPILED_POLICY), on models that have compiled cells.
+- ``benchmarks.<model>.time_cpu_op`` and ``time_cpu_compiled_op``: their twins by the calling
+  thread's CPU clock (asv's ``timer`` attribute; funcbench.timing.CPU_CLOCK), same setup, checks
+  and sampling; n/a on CUDA devices. ``--bench '\.time_cpu_'`` selects exactly these.
 - ``benchmarks.Memory.peakmem_op``, ``benchmarks.CostRatio.track_cost_ratio``,
   ``benchmarks.CudaMemory.track_cuda_peak_memory``, ``benchmarks.Compile.track_compile_seconds``,
   ``benchmarks.Instructions.track_instructions``: one value per parameter set; params cell
@@ -23,7 +26,7 @@ forkserver parent, and CUDA (or a used OpenMP pool) does not survive ``fork``.
 """
 from pathlib import Path
 
-from funcbench import compilation, cost_ratio, cuda_memory, instructions, policy, process, registry
+from funcbench import compilation, cost_ratio, cuda_memory, instructions, policy, process, registry, timing
 from funcbench.prepared import prepared
 from funcbench.registry import Cell
 from funcbench.tasks import EAGER_APIS
@@ -38,36 +41,57 @@ MATRIX_PRESETS = policy.matrix_presets(Path(__file__).resolve().parents[1] / "as
 
 
 class _TimeOp:
-    """Seconds per call of one model's ops (CUDA work included: the call synchronizes).
+    """Seconds per call of one model's ops, by one clock per method: ``time_op`` and
+    ``time_compiled_op`` the wall clock (CUDA work included: the call synchronizes),
+    ``time_cpu_op`` and ``time_cpu_compiled_op`` the calling thread's CPU time (CPU devices).
 
     Generated once per model below: asv reads rounds, samples and timeouts from the class,
     never per parameter set, so a 0.3 ms ppl op and a 4 s DETR vhp cannot share one. number = 1:
     asv_runner calls setup before every call anyway, and single-call samples keep outliers
-    visible instead of averaged in."""
+    visible instead of averaged in. Each method has a setup of its own (a function attribute,
+    which asv runs with the params): whether its clock times this parameter set is the first
+    question, before any model is built."""
     param_names = policy.PARAM_NAMES
     number = 1
     version = str(policy.POLICY_VERSION)
 
-    def setup(self, model, task, api, preset, device):
-        self.sample = prepared(Cell(model, task, api), preset, device, RUN).sample
 
-    def time_op(self, *params):
-        self.sample()
+_sample = None  # what a timed call runs: set by the method's setup in this process (one parameter set)
+
+
+def _setup_for(metric: str):
+    def setup(model, task, api, preset, device):
+        global _sample
+        _sample = prepared(Cell(model, task, api), preset, device, RUN, metric).sample
+
+    setup.__name__ = f"setup_{metric}"
+    return setup
+
+
+def _time_method(name: str, metric: str, **attributes):
+    def timed(self, *params):
+        _sample()
+
+    timed.__name__ = timed.__qualname__ = name
+    timed.__dict__.update(setup=_setup_for(metric), **attributes)
+    return timed
 
 
 def _time_class(model: str) -> type:
-    """The model's class: time_op with its tier's policy; time_compiled_op (its own params and
-    policy as function attributes, which asv reads before the class's) where it has compiled cells."""
+    """The model's class: time_op and time_cpu_op with its tier's policy (the class's); the
+    compiled twins, with their own params and policy as function attributes (which asv reads
+    before the class's), where the model has compiled cells."""
     namespace = dict(params=policy.model_params(model, MATRIX_PRESETS, EAGER_APIS, RUN.run_slow_tasks),
                      **policy.tier_policy(model),
-                     __doc__=f"Seconds per call of {model}'s ops ({registry.model_spec(model).tier} tier).")
+                     __doc__=f"Seconds per call of {model}'s ops ({registry.model_spec(model).tier} tier).",
+                     time_op=_time_method("time_op", "time"),
+                     time_cpu_op=_time_method("time_cpu_op", "cpu", timer=timing.CPU_CLOCK))
     compiled = policy.model_params(model, MATRIX_PRESETS, ["compile"], RUN.run_slow_tasks)
     if compiled[1]:
-        def time_compiled_op(self, *params):
-            self.sample()
-
-        time_compiled_op.__dict__.update(params=compiled, **policy.COMPILED_POLICY)
-        namespace["time_compiled_op"] = time_compiled_op
+        namespace["time_compiled_op"] = _time_method("time_compiled_op", "time", params=compiled,
+                                                     **policy.COMPILED_POLICY)
+        namespace["time_cpu_compiled_op"] = _time_method("time_cpu_compiled_op", "cpu", params=compiled,
+                                                         timer=timing.CPU_CLOCK, **policy.COMPILED_POLICY)
     return type(model, (_TimeOp,), namespace)
 
 
@@ -94,7 +118,7 @@ class Memory(_PerCell):
     params = policy.cell_params(EAGER_CELLS, MATRIX_PRESETS)
 
     def setup(self, cell, preset, device):
-        self.sample = prepared(Cell.parse(cell), preset, device, RUN).sample
+        self.sample = prepared(Cell.parse(cell), preset, device, RUN, "memory").sample
 
     def peakmem_op(self, *params):
         self.sample()
@@ -105,7 +129,7 @@ class CostRatio(_PerCell):
     params = policy.cell_params(EAGER_CELLS, MATRIX_PRESETS)
 
     def setup(self, cell, preset, device):
-        self.prepared = prepared(Cell.parse(cell), preset, device, RUN)
+        self.prepared = prepared(Cell.parse(cell), preset, device, RUN, "cost_ratio")
 
     def track_cost_ratio(self, *params):
         return cost_ratio.cost_ratio(self.prepared)
@@ -118,7 +142,7 @@ class CudaMemory(_PerCell):
     params = policy.cell_params(registry.cells(run_slow_tasks=RUN.run_slow_tasks), MATRIX_PRESETS, devices=["cuda"])
 
     def setup(self, cell, preset, device):
-        self.prepared = prepared(Cell.parse(cell), preset, device, RUN)
+        self.prepared = prepared(Cell.parse(cell), preset, device, RUN, "cuda_memory")
 
     def track_cuda_peak_memory(self, *params):
         return cuda_memory.cuda_peak_memory(self.prepared)
@@ -147,6 +171,7 @@ class Instructions(_PerCell):
     all once per environment (funcbench.instructions); n/a with the reason where valgrind is
     missing, on CUDA devices and for cells not counted."""
     params = policy.cell_params(EAGER_CELLS, MATRIX_PRESETS)
+    version = f"{policy.POLICY_VERSION}.{policy.COUNTS_VERSION}"
     timeout = 60  # each benchmark only looks its count up; the counting is setup_cache's
 
     def setup_cache(self):

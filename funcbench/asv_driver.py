@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
-from . import config
+from . import config, environment
 from .registry import Cell
 
 ROOT = config.ROOT
@@ -55,6 +55,11 @@ def private_conf(path: Path, base: Path = ROOT / "asv.conf.json", **overrides) -
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(conf, indent=2))
     return path
+
+
+def existing_env_name(python: str) -> str:
+    """asv's name of the existing environment of ``python`` (its path, separators as '_')."""
+    return "existing-py" + python.replace(os.sep, "_")
 
 
 def bench_regex(cell: Cell, method: str = "time_op") -> str:
@@ -161,9 +166,11 @@ class Workspace:
                                  html_dir=self.path / "html", env_dir=self.path / "env")
         self.asv = Asv(self.conf, machine, self.home, self.env())
         self.asv.register_machine()
+        self.fingerprints: Dict[str, environment.Fingerprint] = {}
 
     def env(self, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-        env = dict(os.environ, HOME=str(self.home), **{config.DEVICE.name: self.device, config.PRESET.name: self.preset})
+        env = dict(os.environ, HOME=str(self.home), **{config.DEVICE.name: self.device, config.PRESET.name: self.preset,
+                                                       config.CLOCKS.name: "wall,cpu"})  # what --bench selects decides
         env.pop(config.INJECT_SLOWDOWN.name, None)  # never inherited: only a sensitivity test sets it
         env.update(extra or {})
         return env
@@ -173,6 +180,9 @@ class Workspace:
         """``asv run -E existing:<python> --set-commit-hash COMMIT --record-samples``."""
         args = ["-E", f"existing:{self.python}", "--show-stderr", *extra]
         args += ["--quick"] if quick else ["--set-commit-hash", commit, "--record-samples"]  # --quick saves nothing
+        if self.python not in self.fingerprints:  # what compare will name, recorded beside the results
+            self.fingerprints[self.python] = environment.probe(self.python)
+        environment.record(self.results_dir, self.machine, existing_env_name(self.python), self.fingerprints[self.python])
         before = load_avg()
         start = time.perf_counter()
         output = self.asv.run(*args, bench=bench, env=self.env(env))

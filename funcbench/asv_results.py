@@ -37,9 +37,10 @@ import os
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from . import config
-from .measurement import METRICS, Measurement
+from . import config, environment
 from .config import UnknownName
+from .environment import Fingerprint
+from .measurement import CLOCK_WORDS, METRICS, TIME_METRICS, Measurement
 from .registry import MODELS, Cell, row_order
 from .report import Key, Report
 from .tasks import APIS, TASKS
@@ -47,7 +48,7 @@ from .tasks import APIS, TASKS
 RESULTS_API_VERSION = 2  # asv.results.Results.api_version in asv 0.6.x
 SELECTION_PREFIX = "asv:"
 IQR_TO_SIGMA = 1.349  # interquartile range of a standard normal distribution
-SKIP_FILES = ("machine.json", "benchmarks.json")
+SKIP_FILES = ("machine.json", "benchmarks.json")  # and funcbench's own records beside them (funcbench-*.json)
 
 
 class SelectionError(Exception):
@@ -168,7 +169,7 @@ def scan(results_dir: str) -> List[ResultFile]:
         if not os.path.isfile(os.path.join(folder, "machine.json")):
             continue
         for name in sorted(os.listdir(folder)):
-            if name.endswith(".json") and name not in SKIP_FILES:
+            if name.endswith(".json") and name not in SKIP_FILES and not name.startswith("funcbench-"):
                 entries.append(_read_header(os.path.join(folder, name), machine))
     if not entries:
         raise SelectionError(f"asv results directory {results_dir!r} holds no results "
@@ -399,20 +400,30 @@ def measured_cells(rows: Sequence[Row], method: str = "time_op") -> Dict[Cell, R
     return {row.cell: row for row in rows if row.method == method and row.cell and row.measured}
 
 
-# Which asv benchmarks hold each metric's values (method name -> metric).
-METRIC_METHODS = {"time": lambda method: method.startswith("time_"),
+# Which asv benchmarks hold each metric's values (method name -> metric): no series mixes two clocks.
+METRIC_METHODS = {"time": lambda method: method.startswith("time_") and not method.startswith("time_cpu_"),
+                  "cpu": lambda method: method.startswith("time_cpu_"),
                   "instructions": lambda method: method == "track_instructions",
                   "compile_seconds": lambda method: method == "track_compile_seconds"}
 
 
-def read_side(results_dir: str, entry: ResultFile, metric: str = "time") -> AsvSide:
+def read_side(results_dir: str, entry: ResultFile, metric: Optional[str] = "time") -> AsvSide:
     """The rows of one results file for ``metric``: its benchmarks with model/task/api params
-    (``time_*`` for time, ``track_instructions`` for instructions)."""
-    if metric not in METRICS:
+    (``time_*`` for time, ``time_cpu_*`` for cpu, ``track_instructions`` for instructions).
+    ``metric`` None: time where the file has wall-clock results, else cpu where it has CPU-clock
+    ones. SelectionError (one line) for cpu on a file without CPU-clock results."""
+    if metric is not None and metric not in METRICS:
         raise SelectionError(f"unknown metric {metric!r}; choose from: {', '.join(METRICS)}")
+    rows = read_rows(results_dir, entry.path, entry.machine)
+    if metric is None:
+        metric = next((m for m in TIME_METRICS if any(r.measured and r.cell and METRIC_METHODS[m](r.method)
+                                                       for r in rows)), "time")
+    if metric == "cpu" and not any(r.cell and METRIC_METHODS["cpu"](r.method) for r in rows):
+        raise SelectionError(f"{entry.path} holds no CPU-clock results (time_cpu_* benchmarks): run them with "
+                             f"{config.CLOCKS.name}=cpu (the default on a CPU device) or wall,cpu")
     measurements: List[Measurement] = []
     missing = []
-    for row in read_rows(results_dir, entry.path, entry.machine):
+    for row in rows:
         cell = row.cell
         if cell is None or not METRIC_METHODS[metric](row.method):
             continue  # another metric, or not a funcbench benchmark: its rows would not be one cell each
@@ -436,12 +447,12 @@ def read_side(results_dir: str, entry: ResultFile, metric: str = "time") -> AsvS
 
 
 def load(results_dir: str, commit=None, machine=None, environment=None,
-         metric: str = "time") -> Tuple[AsvSide, List[str]]:
+         metric: Optional[str] = "time") -> Tuple[AsvSide, List[str]]:
     entry, notes = select(scan(results_dir), commit, machine, environment)
     return read_side(results_dir, entry, metric), notes
 
 
-def load_selection(selection: str, results_dir: str, metric: str = "time") -> Tuple[AsvSide, List[str]]:
+def load_selection(selection: str, results_dir: str, metric: Optional[str] = "time") -> Tuple[AsvSide, List[str]]:
     return load(results_dir, *parse_selection(selection), metric=metric)
 
 
@@ -537,6 +548,78 @@ def mark_changes(before: Sequence[Row], after: Sequence[Row], factor: float) -> 
     return out
 
 
+# ------------------------------------------------------------------------- environments
+
+
+def _machine_facts(results_dir: str, machine: str) -> Dict[str, str]:
+    """What asv's machine.json says of a machine (asv's names prefixed: they are asv's words)."""
+    try:
+        with open(os.path.join(results_dir, machine, "machine.json"), encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        data = {}
+    facts = {"asv_machine": machine}
+    facts.update({f"asv_{k}": str(v) for k, v in data.items() if k in ("arch", "cpu", "num_cpu", "os", "ram")})
+    return facts
+
+
+def _existing_python(env_name: str) -> Optional[str]:
+    """The interpreter of an ``existing`` environment, from asv's name for it (its path with the
+    separators written as '_'), where exactly one such interpreter exists here."""
+    prefix = "existing-py"
+    if not env_name.startswith(prefix + "_"):
+        return None
+    parts = env_name[len(prefix):].split("_")[1:]
+    if not parts or len(parts) > 14:
+        return None
+    found = []
+    for choice in itertools.product("/_", repeat=len(parts) - 1):
+        path = "/" + parts[0] + "".join(sep + part for sep, part in zip(choice, parts[1:]))
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            found.append(path)
+    return found[0] if len(found) == 1 else None
+
+
+def _matrix_python(env_name: str, conf_path: str = "asv.conf.json") -> Optional[str]:
+    """The interpreter of a matrix environment that asv made here from ``conf_path``."""
+    if not os.path.isfile(conf_path):
+        return None
+    try:
+        from asv import environment as asv_environment
+        from asv.config import Config
+
+        for env in asv_environment.get_environments(Config.load(conf_path), None):
+            python = os.path.join(env._path, "bin", "python")
+            if env.name == env_name and os.path.isfile(python):
+                return python
+    except Exception:  # another asv, a conf it cannot load: the environment is simply not known here
+        return None
+    return None
+
+
+def side_environment(side: AsvSide, results_dir: str) -> Fingerprint:
+    """What a side ran on: the fingerprint funcbench recorded when it ran it, else its
+    interpreter probed now where it is still here, else only what asv's results say (python
+    version, the matrix's requirements, machine.json). asv's machine facts are always added."""
+    entry = side.source
+    asv_facts = _machine_facts(results_dir, entry.machine)
+    if os.sep not in entry.python:  # an existing environment's is its path, which its name says already
+        asv_facts["asv_python"] = entry.python
+    asv_facts.update({f"asv_req_{k}": v for k, v in entry.requirements.items()})
+    found = environment.recorded(Path(results_dir), entry.machine).get(entry.env_name)
+    if found is None:
+        python = _existing_python(entry.env_name) or _matrix_python(entry.env_name)
+        if python:
+            try:
+                found = environment.probe(python)
+                found = Fingerprint(found.facts, f"{found.source} (now, not when it was measured)")
+            except environment.ProbeFailed:
+                found = None
+    if found is None:
+        return Fingerprint(asv_facts, "asv's results only (funcbench recorded nothing, the interpreter is not here)")
+    return Fingerprint({**found.facts, **asv_facts}, found.source)
+
+
 # ----------------------------------------------------------------------------- listing
 
 
@@ -567,14 +650,14 @@ def listing(results_dir: str) -> str:
 def heading(side: AsvSide) -> str:
     if not side.report.rows:
         return f"asv results for {side.describe()}: no {side.metric} results with model/task/api params"
-    if side.metric != "time":
+    if side.metric not in TIME_METRICS:
         what = {"instructions": "instructions per call", "compile_seconds": "seconds to compile, empty cache"}
         return (f"asv results for {side.describe()}; {what[side.metric]} (var 0: asv keeps one value per cell "
                 f"of a track_* benchmark):")
     how = ("mean and var of the recorded samples" if side.sampled == len(side.report.rows)
            else "mean = asv's median, var from the interquartile range (no --record-samples)" if not side.sampled
            else f"{side.sampled} of {len(side.report.rows)} rows from recorded samples")
-    return f"asv results for {side.describe()}; {how}:"
+    return f"asv results for {side.describe()}; seconds per call by {CLOCK_WORDS[side.metric]}; {how}:"
 
 
 __all__ = ["AsvSide", "ResultFile", "SelectionError", "heading", "is_selection", "listing",

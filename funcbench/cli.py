@@ -11,14 +11,15 @@ import platform
 import sys
 import time
 import warnings
+from pathlib import Path
 from typing import List, Optional, Sequence
 
 import torch
 
-from . import asv_results, interleave, registry, tools
+from . import asv_results, config, engines, environment, interleave, merge, registry, shard, tools
 from .asv_driver import Asv, AsvError
 from .config import ORIGINAL_PRESET, PRESETS, UnknownName
-from .measurement import METRICS, Measurement
+from .measurement import CLOCK_WORDS, METRICS, TIME_METRICS, Measurement
 from .models.common import DEFAULT_SEED
 from .process import allocator_is_pinned, steady_allocator
 from .registry import MODELS, Cell, Unsupported
@@ -27,6 +28,9 @@ from .tasks import APIS, EAGER_APIS, TASKS, assert_consistent, task_label
 from .timing import time_calls
 
 EXIT_USAGE = 2  # argparse's own code for bad input
+# Whether the time gate (--fail-above) trusts only sides measured interleaved, per clock: the wall
+# clock drifts with the machine's load between runs; the CPU clock ... (docs/cpu-time.md).
+INTERLEAVED_ONLY = {"time": True, "cpu": False}
 # The original's default was 10 threads; more threads than cores only adds contention.
 DEFAULT_NUM_THREADS = min(10, os.cpu_count() or 1)
 
@@ -188,23 +192,34 @@ def load_side(selection: str, args):
 def cmd_compare(args) -> int:
     if args.fail_above is not None and args.fail_above <= 0:
         raise UsageError(f"--fail-above must be a positive ratio (after / before), got {args.fail_above}")
-    before, after = load_side(args.before, args), load_side(args.after, args)
-    with_statistics = all(isinstance(side, asv_results.AsvSide) for side in (before, after)) and args.metric == "time"
-    if args.fail_above is not None and args.metric == "time":
+    before = load_side(args.before, args)
+    # No --metric: the before side's time (wall where it has wall-clock results, else CPU time).
+    args.metric = args.metric or (before.metric if isinstance(before, asv_results.AsvSide) else "time")
+    after = load_side(args.after, args)
+    both_asv = all(isinstance(side, asv_results.AsvSide) for side in (before, after))
+    with_statistics = both_asv and args.metric in TIME_METRICS
+    if args.fail_above is not None and args.metric in TIME_METRICS:
         if not with_statistics:
-            raise UsageError("--fail-above on time needs two asv sides (asv:...) run with --record-samples: "
+            raise UsageError(f"--fail-above on {args.metric} needs two asv sides (asv:...) run with --record-samples: "
                              "a report file has no statistics to tell a change from noise")
-        if not _interleaved(before, after, args.results_dir):
-            raise UsageError(f"--fail-above on time trusts only sides measured interleaved; {args.before} and "
-                             f"{args.after} were not: run `funcbench interleave` (or gate on --metric instructions)")
+        if INTERLEAVED_ONLY[args.metric] and not _interleaved(before, after, args.results_dir):
+            raise UsageError(f"--fail-above on {args.metric} trusts only sides measured interleaved; {args.before} and "
+                             f"{args.after} were not: run `funcbench interleave` (or gate on --metric cpu or "
+                             f"instructions)")
     not_significant = asv_results.not_significant(before, after)
     before_report, after_report = _report(before), _report(after)
+    differences = _environment_differences(before, after, args.results_dir) if both_asv else []
+    for line in environment.describe(differences) if both_asv else []:
+        _stderr(f"funcbench compare ({args.metric}): {line}")
     text = compare(before_report, after_report, not_significant=not_significant)
     print(text)
     if args.output:
         _write(args.output, text)
     rows = changes(before_report, after_report, not_significant, args.metric, with_statistics)
-    for line in summary(rows):
+    others = [d for d in differences if not d.torch_build]
+    for number, line in enumerate(summary(rows)):
+        if number == 0 and others:
+            line += f"; the sides differ in {len(others)} thing(s) besides the torch build (above)"
         _stderr(f"funcbench compare ({args.metric}): {line}")
     if args.fail_above is None:
         return 0
@@ -215,6 +230,19 @@ def cmd_compare(args) -> int:
     return 1 if failing else 0
 
 
+def _environment_differences(before, after, results_dir: str) -> List[environment.Difference]:
+    """What differs between the sides' environments, each side's facts said first (stderr)."""
+    prints = []
+    for label, side in (("before", before), ("after", after)):
+        facts = asv_results.side_environment(side, results_dir)
+        brief = ", ".join(f"{what} {facts.get(key)}" for key, what in
+                          (("torch", "torch"), ("torch_git", "git"), ("python", "python"), ("python_home", "from"),
+                           ("asv_machine", "machine")) if facts.get(key))
+        _stderr(f"funcbench compare: {label}: {brief or 'no facts'} ({facts.source})")
+        prints.append(facts)
+    return environment.differences(*prints)
+
+
 def _interleaved(before, after, results_dir: str) -> bool:
     """Whether `funcbench interleave` measured the two asv sides together (its manifest says)."""
     a, b = before.source, after.source
@@ -223,27 +251,78 @@ def _interleaved(before, after, results_dir: str) -> bool:
 
 
 def cmd_interleave(args) -> int:
-    """Run both sides interleaved (funcbench/interleave.py), then compare them like `compare`."""
+    """Run both sides interleaved (funcbench/interleave.py), then compare them like `compare`,
+    once per clock the runs timed with."""
     try:
         asv = Asv(args.config, args.machine, log=_stderr)
         before, after = interleave.resolve(args.before, asv.repo), interleave.resolve(args.after, asv.repo)
         if args.rounds < 1:
             raise UsageError(f"--rounds must be at least 1, got {args.rounds}")
         interleave.check_sides(before, after)
+        for line in interleave.environment_differences(before, after, asv):
+            _stderr(f"funcbench interleave: {line}")
         asv.register_machine()
         entries = interleave.interleave(before, after, asv, args.bench or interleave.DEFAULT_BENCH, args.rounds,
                                         log=_stderr)
-    except (interleave.InterleaveError, AsvError) as error:
+    except (interleave.InterleaveError, AsvError, environment.ProbeFailed) as error:
         raise UsageError(str(error).splitlines()[0]) from None
     code = 0
     for entry in entries:
         (commit_b, env_b), (commit_a, env_a) = entry["sides"]
-        compare_args = argparse.Namespace(
-            before=f"{asv_results.SELECTION_PREFIX}{commit_b}@{args.machine}/{env_b}",
-            after=f"{asv_results.SELECTION_PREFIX}{commit_a}@{args.machine}/{env_a}",
-            results_dir=str(asv.results_dir), metric="time", fail_above=args.fail_above, output=args.output)
-        code = max(code, cmd_compare(compare_args))
+        before_side = f"{asv_results.SELECTION_PREFIX}{commit_b}@{args.machine}/{env_b}"
+        metrics = [m for m in TIME_METRICS if _has_rows(before_side, str(asv.results_dir), m)]
+        for metric in metrics:
+            output = args.output
+            if output and len(metrics) > 1:  # one table per clock, none written over
+                stem, dot, suffix = output.rpartition(".")
+                output = f"{stem}.{metric}.{suffix}" if dot else f"{output}.{metric}"
+            compare_args = argparse.Namespace(
+                before=before_side, after=f"{asv_results.SELECTION_PREFIX}{commit_a}@{args.machine}/{env_a}",
+                results_dir=str(asv.results_dir), metric=metric, fail_above=args.fail_above, output=output)
+            code = max(code, cmd_compare(compare_args))
     return code
+
+
+def _has_rows(selection: str, results_dir: str, metric: str) -> bool:
+    try:
+        return bool(asv_results.load_selection(selection, results_dir, metric)[0].report.rows)
+    except asv_results.SelectionError:  # no results of this clock at all
+        return False
+
+
+def cmd_shard(args) -> int:
+    """One shard of an asv run (funcbench/shard.py), or every shard's plan with --print-plan."""
+    try:
+        spec = engines.shard_spec(args.spec, os.environ, args.shards)
+        run_args = shard.read_run_args(args.asv_args)
+        work = shard.items(config.RunSettings.from_environ(), run_args.bench)
+        if not work:
+            raise UsageError(f"nothing to shard: the asv run's --bench {' '.join(run_args.bench) or '(none)'} selects "
+                             f"no parameter set this run measures")
+        the_plan = shard.plan(work, spec.count, shard.load_costs(args.costs))
+        if args.print_plan:
+            print(the_plan.describe())
+            return 0
+        if not args.results_dir:
+            raise UsageError("--results-dir DIR is needed (a folder of this shard's own, outside asv's results/)")
+        return shard.run(spec, the_plan, run_args, Path(args.results_dir), Path(args.config), log=_stderr)
+    except (engines.ShardSpecError, shard.ShardError, AsvError) as error:
+        raise UsageError(str(error).splitlines()[0]) from None
+
+
+def cmd_shard_costs(args) -> int:
+    """The cost table shard plans read, from a reference run's asv results files."""
+    paths = [Path(p) for p in args.results]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise UsageError(f"no results file {', '.join(missing)}")
+    try:
+        table = shard.costs_from_results(paths)
+    except (OSError, ValueError, KeyError) as error:
+        raise UsageError(f"cannot read {', '.join(map(str, paths))}: {error}") from None
+    written = shard.write_costs(table, paths, Path(args.output))
+    _stderr(f"funcbench shard-costs: {len(table)} parameter sets, {sum(table.values()):.0f} s in all, written to {written}")
+    return 0
 
 
 def _report(side) -> Report:
@@ -271,7 +350,8 @@ def cmd_report(args) -> int:
         raise UsageError(str(error)) from None
     if args.compile_summary:
         text = compile_summary(side.report, compiled.report)
-        print(f"torch.compile against eager torch.func, {side.describe()} (medians of asv's samples):\n")
+        print(f"torch.compile against eager torch.func, {side.describe()} (medians of asv's samples, "
+              f"{CLOCK_WORDS[side.metric]}):\n")
         print(text)
         if args.output:
             _write(args.output, text)
@@ -341,8 +421,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the change: a report file, or asv:COMMIT[@MACHINE][/ENV] from --results-dir")
     cmp.add_argument("--output", help="also write the table to this file")
     cmp.add_argument("--results-dir", default="results", help="asv's results directory (default results)")
-    cmp.add_argument("--metric", choices=METRICS, default="time",
-                     help="time (time_* benchmarks, default) or instructions (track_instructions) of asv sides")
+    cmp.add_argument("--metric", choices=METRICS,
+                     help="time (wall clock: time_op, time_compiled_op), cpu (CPU clock: time_cpu_op, "
+                          "time_cpu_compiled_op), instructions or compile_seconds of asv sides; default: time, or "
+                          "cpu where the before side has no wall-clock results")
     cmp.add_argument("--fail-above", type=float, metavar="R",
                      help="exit 1 if a row's after / before exceeds R (time: significant rows only; "
                           "instructions: the plain ratio), naming each such row on stderr")
@@ -367,17 +449,38 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--machine", help="asv machine name (default: the newest results)")
     rep.add_argument("--environment", help="asv environment name, or a part only one has (default: the newest)")
     rep.add_argument("--list", action="store_true", help="list the commits, machines and environments instead")
-    rep.add_argument("--metric", choices=METRICS, default="time",
-                     help="time (time_* benchmarks, default), instructions (track_instructions) or "
-                          "compile_seconds (track_compile_seconds)")
+    rep.add_argument("--metric", choices=METRICS,
+                     help="time (wall clock), cpu (CPU clock), instructions (track_instructions) or compile_seconds "
+                          "(track_compile_seconds); default: time, or cpu where the file has no wall-clock results")
     rep.add_argument("--compile-summary", action="store_true",
                      help="instead: per compiled cell, eager torch.func vs compiled time, speedup, compile seconds")
     rep.add_argument("--output", help="also write the markdown report to this file")
+
+    sh = commands.add_parser("shard", usage="funcbench shard I/N|auto [options] -- ASV_RUN_ARGS...",
+                             help="run one shard of an asv run (its arguments after --: a range such as HEAD^!, "
+                                  "--machine, -E, --bench to narrow what is sharded), or print every shard's plan "
+                                  "(docs/past-one-machine.md)")
+    sh.add_argument("spec", help="I/N (1-based), or auto: read from the CI engine's variables (Slurm, Kubernetes, "
+                                 "GitLab, CircleCI, AWS Batch, Buildkite)")
+    sh.add_argument("--results-dir", help="this shard's asv results folder, outside asv's results/ (merge-results "
+                                          "puts the shards together)")
+    sh.add_argument("--shards", type=int, metavar="N", help="the number of shards where the engine has no count "
+                                                            "variable (Kubernetes: the Job's completions); elsewhere a check")
+    sh.add_argument("--print-plan", action="store_true", help="print every shard's parameter sets and estimated seconds")
+    sh.add_argument("--config", default="asv.conf.json", help="asv.conf.json to copy (default ./asv.conf.json)")
+    sh.add_argument("--costs", default=str(shard.COSTS), help="the cost table (default: the committed one)")
+
+    costs = commands.add_parser("shard-costs", help="regenerate the shard cost table from a reference run")
+    costs.add_argument("results", nargs="+", metavar="RESULTS_FILE",
+                       help="asv results files of a reference run (asv run --record-samples)")
+    costs.add_argument("--output", default=str(shard.COSTS), help="where to write it (default: the committed table)")
+
+    merge.add_arguments(commands.add_parser("merge-results", help="merge shards' results into one asv results tree"))
     return parser
 
 
 COMMANDS = {"list": cmd_list, "run": cmd_run, "compare": cmd_compare, "report": cmd_report,
-            "interleave": cmd_interleave}
+            "interleave": cmd_interleave, "shard": cmd_shard, "shard-costs": cmd_shard_costs, "merge-results": merge.run}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -385,7 +488,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     # torch.func's jvp scripts a helper through the deprecated torch.jit.script: not ours to fix.
     warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated", category=FutureWarning)
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # What follows "--" is asv's (funcbench shard ... -- ASV_RUN_ARGS): argparse would read its options as ours.
+    rest = argv[argv.index("--") + 1:] if "--" in argv else []
+    args = build_parser().parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    args.asv_args = rest
     try:
         return COMMANDS[args.command](args)
     except (UsageError, UnknownName) as error:

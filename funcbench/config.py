@@ -71,7 +71,15 @@ INJECT_SLOWDOWN = Setting("FUNCBENCH_INJECT_SLOWDOWN", "", "model:task:api:facto
                           r"|\w+:\w+:\w+:\d+(\.\d+)?",
                           "**test-only**: that one cell does factor x its work per call (an interpreter loop after "
                           "the op: real time and real instructions). Never set it for real results")
-SETTINGS = (PRESET, DEVICE, INSTRUCTIONS, RUN_SLOW_TASKS, INJECT_SLOWDOWN)
+# The clocks a time benchmark reads (docs/cpu-time.md): wall (time_op, time_compiled_op) and the calling
+# thread's CPU time (time_cpu_op, time_cpu_compiled_op). Unset: DEFAULT_CLOCKS of the run's device.
+CLOCKS = Setting("FUNCBENCH_CLOCKS", "", "wall, cpu or wall,cpu", r"wall|cpu|wall,cpu|cpu,wall",
+                 "which clocks time the ops; unset: the CPU clock on a CPU device (neighbours cannot move it, "
+                 "docs/cpu-time.md), the wall clock, synchronized, on CUDA (GPU work is not CPU time)")
+SETTINGS = (PRESET, DEVICE, CLOCKS, INSTRUCTIONS, RUN_SLOW_TASKS, INJECT_SLOWDOWN)
+# Each device kind's clocks when FUNCBENCH_CLOCKS is unset: one clock each, since the main job has room for
+# one timing of every cell on 2 cores (docs/cpu-time.md).
+DEFAULT_CLOCKS = {"cpu": ("cpu",), "cuda": ("wall",)}
 
 
 def get(setting: Setting, environ: Optional[Mapping[str, str]] = None) -> str:
@@ -100,15 +108,22 @@ class RunSettings:
     device: str = DEVICE.default
     run_slow_tasks: bool = RUN_SLOW_TASKS.default == "1"
     instructions: Tuple[str, ...] = tuple(INSTRUCTIONS.default.split(","))
+    clock_setting: str = CLOCKS.default  # FUNCBENCH_CLOCKS as given ("": the device's default)
 
     @classmethod
     def from_environ(cls, environ: Optional[Mapping[str, str]] = None) -> "RunSettings":
-        return cls(get(PRESET, environ), get(DEVICE, environ), run_slow_tasks(environ), instruction_selection(environ))
+        return cls(get(PRESET, environ), get(DEVICE, environ), run_slow_tasks(environ), instruction_selection(environ),
+                   get(CLOCKS, environ))
 
     @property
     def device_kind(self) -> str:
         """cpu or cuda: the device param of the suite's benchmarks (FUNCBENCH_DEVICE without its index)."""
         return self.device.split(":")[0]
+
+    @property
+    def clocks(self) -> Tuple[str, ...]:
+        """The clocks this run times with: FUNCBENCH_CLOCKS, or the device's DEFAULT_CLOCKS."""
+        return tuple(self.clock_setting.split(",")) if self.clock_setting else DEFAULT_CLOCKS[self.device_kind]
 
     def describe(self) -> str:
         return f"{PRESET.name}={self.preset}, {DEVICE.name}={self.device}"

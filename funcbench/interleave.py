@@ -17,6 +17,7 @@ Each finished comparison is recorded in ``<results>/<machine>/funcbench-interlea
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -25,13 +26,15 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Callable, ContextManager, List, Optional, Sequence
 
-from . import config
-from .asv_driver import Asv, git
+from . import config, environment
+from .asv_driver import Asv, existing_env_name, git
 
 MANIFEST = "funcbench-interleaved.json"
-DEFAULT_BENCH = (r"^benchmarks\.\w+\.time_op",)
+# Every eager cell's time, by the clocks the run times with (FUNCBENCH_CLOCKS; by default the CPU
+# clock on a CPU device): the other clock's parameter sets are n/a.
+DEFAULT_BENCH = (r"^benchmarks\.\w+\.time_(cpu_)?op",)
 
 
 class InterleaveError(RuntimeError):
@@ -47,8 +50,8 @@ class Side:
 
     @property
     def env_name(self) -> Optional[str]:
-        """asv's name of the existing environment (the python's path, separators as '_')."""
-        return None if self.python is None else "existing-py" + self.python.replace(os.sep, "_")
+        """asv's name of the existing environment."""
+        return None if self.python is None else existing_env_name(self.python)
 
 
 def resolve(label: str, repo: Path = config.ROOT) -> Side:
@@ -69,6 +72,18 @@ def check_sides(before: Side, after: Side) -> None:
         raise InterleaveError("compare two pythons (torch builds) or two commits, not one of each")
     if before == after:
         raise InterleaveError(f"both sides are {before.label!r}")
+
+
+def environment_differences(before: Side, after: Side, asv: Asv) -> List[str]:
+    """What differs between two pythons beyond the torch build, said before anything runs (and
+    recorded beside the results, for compare): two torch builds should differ in nothing else.
+    Two commits run in the same environments: nothing to probe."""
+    if before.python is None:
+        return [f"two funcbench commits in the same environment(s): {before.label} -> {after.label}"]
+    prints = [environment.probe(side.python) for side in (before, after)]
+    for side, fingerprint in zip((before, after), prints):
+        environment.record(asv.results_dir, asv.machine, side.env_name, fingerprint)
+    return environment.describe(environment.differences(*prints))
 
 
 def manifest_path(results_dir: Path, machine: str) -> Path:
@@ -106,9 +121,11 @@ def _keep_earlier(results_dir: Path, machine: str, commit: str, env_name: str, s
 
 
 def interleave(before: Side, after: Side, asv: Asv, bench: Sequence[str] = DEFAULT_BENCH, rounds: int = 6,
-               log=print) -> List[dict]:
+               log=print, around: Optional[Callable[[Side], ContextManager]] = None) -> List[dict]:
     """Measure both sides interleaved with ``asv`` (its configuration and machine); returns the
-    manifest entries written, one per compared pair of (commit, environment)."""
+    manifest entries written, one per compared pair of (commit, environment). ``around(side)``
+    (the audit's load) wraps each run of a side; two commits share one run, wrapped as the after side's."""
+    around = around or (lambda side: contextlib.nullcontext())
     check_sides(before, after)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -126,13 +143,15 @@ def interleave(before: Side, after: Side, asv: Asv, bench: Sequence[str] = DEFAU
         order = [side for index in range(rounds) for side in ((before, after) if index % 2 == 0 else (after, before))]
         for number, side in enumerate(order, start=1):
             log(f"funcbench interleave: run {number}/{len(order)}: {side.label}")
-            asv.run("-E", f"existing:{side.python}", "--set-commit-hash", pairs[0][0][0], "--append-samples",
-                    "-a", "rounds=1", bench=bench)
+            with around(side):
+                asv.run("-E", f"existing:{side.python}", "--set-commit-hash", pairs[0][0][0], "--append-samples",
+                        "-a", "rounds=1", bench=bench)
     else:
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as hashes:
             hashes.write(f"{before.commit}\n{after.commit}\n")
         try:  # one run of both commits: asv interleaves their rounds
-            asv.run(f"HASHFILE:{hashes.name}", "--record-samples", "--interleave-rounds", bench=bench)
+            with around(after):
+                asv.run(f"HASHFILE:{hashes.name}", "--record-samples", "--interleave-rounds", bench=bench)
         finally:
             os.unlink(hashes.name)
     finished = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

@@ -12,8 +12,11 @@ from typing import Optional, Sequence, Tuple
 
 from .registry import Cell
 
-# metric -> unit of one value: seconds per call, instructions per call, seconds to compile a cell
-METRICS = {"time": "seconds", "instructions": "instructions", "compile_seconds": "seconds"}
+# metric -> unit of one value: seconds per call by the wall clock, by the calling thread's CPU clock,
+# instructions per call, seconds to compile a cell
+METRICS = {"time": "seconds", "cpu": "seconds", "instructions": "instructions", "compile_seconds": "seconds"}
+TIME_METRICS = ("time", "cpu")  # per-call seconds, with asv's samples and statistics
+CLOCK_WORDS = {"time": "the wall clock", "cpu": "the calling thread's CPU clock"}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,6 +19,9 @@ from .tasks import APIS, TASKS
 # 4: preset and device params; 5: steady allocator, one thread, tier rounds; 6: one class per
 # model (tiers no longer in benchmark names), peak memory and cost ratio in one-round classes.
 POLICY_VERSION = 6
+# Instruction counts' own part of their version: 2 counts each cell in a process forked from a
+# warmed-up worker (1: cells shared a process, which moved a count by up to 4.8 % with its company).
+COUNTS_VERSION = 2
 
 # asv's timing attributes per cost tier. asv reads them from the class, so each model has its
 # class (benchmarks.<model>). More, shorter rounds beat more samples per process: the VM's
@@ -89,3 +92,10 @@ def cell_params(cells: Sequence[Cell], presets: Sequence[str], devices: Sequence
 def tier_policy(model: str) -> dict:
     """asv's timing attributes for a model's class: its tier's."""
     return dict(TIER_POLICIES[registry.model_spec(model).tier])
+
+
+# The metric each benchmark method measures (registry.why_not's ``metric``): what makes a parameter
+# set n/a, for the suite's setups and for planning shards alike.
+METHOD_METRICS = {"time_op": "time", "time_compiled_op": "time", "time_cpu_op": "cpu", "time_cpu_compiled_op": "cpu",
+                  "peakmem_op": "memory", "track_cost_ratio": "cost_ratio", "track_cuda_peak_memory": "cuda_memory",
+                  "track_compile_seconds": "compile_seconds", "track_instructions": "instructions"}

@@ -31,32 +31,41 @@ class Prepared:
         self.sample = injection.with_spin(self.op, self.extra_iterations)
 
 
-def _prepare(cell: Cell, preset: str, device: str, run: config.RunSettings) -> Prepared:
+def _prepare(cell: Cell, preset: str, device: str, run: config.RunSettings, metric: str) -> Prepared:
     process.use_suite_threads()
-    case = registry.prepare(*cell, device=device, preset=preset, run=run)  # Unsupported: n/a
+    case = registry.prepare(*cell, device=device, preset=preset, run=run, metric=metric)  # Unsupported: n/a
     op = timing.synchronized(case.run, case.device)
     clock = timing.clock_for(case.device)
     start = clock()
     case.run_checked()  # warm-up and guard: a wrong result is never timed
     first_call_s = clock() - start
+    if metric == "cpu":
+        unseen = timing.unseen_share(op)
+        if unseen > timing.UNSEEN_LIMIT:
+            raise registry.Unsupported(f"{unseen:.0%} of the op's CPU time is spent outside the calling thread "
+                                       f"(other threads or processes), which the CPU clock does not see: time it "
+                                       f"with the wall clock (time_op)")
     factor = injection.injected_factor(cell)
     extra = 0
-    if factor != 1.0:
-        extra = injection.spin_iterations(factor, timing.median_seconds(op, case.device, 5),
-                                          injection.seconds_per_spin_iteration())
+    if factor != 1.0:  # priced by the metric's own clock: under load a wall second is not a CPU second
+        clock = timing.CPU_CLOCK if metric == "cpu" else clock
+        seconds = timing.median_seconds(op, case.device, 5, clock)
+        extra = injection.spin_iterations(factor, seconds, injection.seconds_per_spin_iteration(clock=clock))
     return Prepared(case, op, first_call_s, extra)
 
 
-_PREPARED: Dict[Tuple[Cell, str, str], Prepared] = {}  # one per process: asv runs setup before every timed call
+# One per process and metric: asv runs setup before every timed call, in a process of one parameter set.
+_PREPARED: Dict[Tuple[Cell, str, str, str], Prepared] = {}
 
 
-def prepared(cell: Cell, preset: str, device: str, run: Optional[config.RunSettings] = None) -> Prepared:
-    """The prepared op of a parameter set (built and checked on the first call in this process);
-    registry.Unsupported (asv: n/a) saying why if ``run`` (default: this process's FUNCBENCH_*
-    settings) does not measure it."""
-    key = (cell, preset, device)
+def prepared(cell: Cell, preset: str, device: str, run: Optional[config.RunSettings] = None,
+             metric: str = "time") -> Prepared:
+    """The prepared op of a parameter set for ``metric`` (built and checked on the first call in
+    this process); registry.Unsupported (asv: n/a) saying why if ``run`` (default: this process's
+    FUNCBENCH_* settings) does not measure it, or (metric "cpu") if the CPU clock cannot see its work."""
+    key = (cell, preset, device, metric)
     if key not in _PREPARED:
-        _PREPARED[key] = _prepare(cell, preset, device, run or config.RunSettings.from_environ())
+        _PREPARED[key] = _prepare(cell, preset, device, run or config.RunSettings.from_environ(), metric)
     return _PREPARED[key]
 
 

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from . import tools
-from .config import INSTRUCTIONS, PRESET, RUN_SLOW_TASKS, TIERS, RunSettings, UnknownName, choose
+from .config import CLOCKS, INSTRUCTIONS, PRESET, RUN_SLOW_TASKS, TIERS, RunSettings, UnknownName, choose
 from .models.common import DEFAULT_SEED
 from .tasks import (APIS, EAGER_APIS, FUNC_UNSUPPORTED, REFERENCE_API, TASKS, VECTOR_PRODUCT_TASKS, assert_consistent,
                     bind, check_result, draw_v, forbid_recompiles)
@@ -223,20 +223,28 @@ def row_order(cell: Cell):
     return (rank(list(MODELS), model), str(model), rank(TASKS, task), str(task), rank(APIS, api), str(api))
 
 
-# What each metric needs beyond the cell running at all (registry.why_not's ``metric``).
+# What each metric needs beyond the cell running at all (registry.why_not's ``metric``; the others,
+# e.g. memory or cost_ratio, need nothing more).
 METRIC_NEEDS = {
+    "time": "the wall clock among the run's FUNCBENCH_CLOCKS",
+    "cpu": "a CPU device, and the CPU clock among the run's FUNCBENCH_CLOCKS",
     "instructions": "valgrind, a CPU device, and the cell in FUNCBENCH_INSTRUCTIONS",
     "compile_seconds": "api=compile",
 }
+CLOCK_OF = {"time": "wall", "cpu": "cpu"}  # the clock of each time metric
+GPU_NOT_CPU = ("GPU work is not CPU time: on a CUDA device the wall clock, synchronized, times the op "
+               "(time_op, time_compiled_op)")
 
 
 def why_not(cell: Cell, preset: str = PRESET.default, device: str = "cpu", metric: str = "time",
-            run: Optional[RunSettings] = None) -> Optional[str]:
+            run: Optional[RunSettings] = None, here: bool = True) -> Optional[str]:
     """Why ``cell`` at ``preset`` on ``device`` is not measured here, or None: the one answer
     the asv suite (n/a), the CLI (skipped), the counts and the audit give. With ``run`` (an asv
     run's settings) also what that run does not measure: another preset or device, a task
     outside its task set, a cell its instruction selection leaves out. ``metric`` adds what a
-    metric needs (METRIC_NEEDS)."""
+    metric needs (METRIC_NEEDS). ``here`` False: only what the cell, the metric and the run's
+    settings say, nothing of this machine (its packages, compiler, valgrind): the same answer on
+    every machine, as a plan shared by shards on several machines needs."""
     model, task, api = cell
     if run is not None:
         if (preset, device.split(":")[0]) != (run.preset, run.device_kind):
@@ -250,8 +258,21 @@ def why_not(cell: Cell, preset: str = PRESET.default, device: str = "cpu", metri
         why = unsupported_reason(model, task, api)
         if why:
             return f"{model} {task} ({api}) is unsupported: {why}"
+    if metric == "cpu" and device.startswith("cuda"):
+        return GPU_NOT_CPU
+    if run is not None and metric in CLOCK_OF and CLOCK_OF[metric] not in run.clocks:
+        return (f"this run times with {CLOCKS.name}={','.join(run.clocks)}, not the {CLOCK_OF[metric]} clock "
+                f"({CLOCKS.name}=wall,cpu times with both)")
     if metric == "compile_seconds" and api != "compile":
         return "compile time is measured for api=compile only"
+    if metric == "instructions" and not device.startswith("cpu"):
+        return tools.valgrind_unavailable_reason(device)  # a CPU metric, on any machine
+    if run is not None and metric == "instructions" and cell not in select(run.instructions, run.run_slow_tasks):
+        named = " (compiled cells only when named model:task:compile)" if api == "compile" else ""
+        return (f"{model} {task} ({api}) is not counted: {INSTRUCTIONS.name}={','.join(run.instructions) or 'none'} "
+                f"(tiers, models or cells to count){named}")
+    if not here:
+        return None
     if api == "compile":
         why = tools.compile_unavailable_reason(device)
         if why:
@@ -260,13 +281,7 @@ def why_not(cell: Cell, preset: str = PRESET.default, device: str = "cpu", metri
     if why:
         return f"{model} is unavailable here: {why}"
     if metric == "instructions":
-        why = tools.valgrind_unavailable_reason(device)
-        if why:
-            return why
-        if run is not None and cell not in select(run.instructions, run.run_slow_tasks):
-            named = " (compiled cells only when named model:task:compile)" if api == "compile" else ""
-            return (f"{model} {task} ({api}) is not counted: {INSTRUCTIONS.name}={','.join(run.instructions) or 'none'} "
-                    f"(tiers, models or cells to count){named}")
+        return tools.valgrind_unavailable_reason(device)
     return None
 
 

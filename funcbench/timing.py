@@ -1,12 +1,19 @@
-"""Measuring time: per-call wall times that include the device's queued work.
+"""Measuring time: two clocks, and per-call times.
 
-CUDA runs asynchronously, so a timed call must wait for the device before the clock is
-read. torch.utils.benchmark's ``timer`` does exactly that; on the CPU there is nothing to
-wait for and the plain ``timeit`` clock is used, so CPU timings never touch CUDA.
+- The wall clock includes the device's queued work: CUDA runs asynchronously, so a timed call
+  must wait for the device before the clock is read. torch.utils.benchmark's ``timer`` does
+  exactly that; on the CPU there is nothing to wait for and the plain ``timeit`` clock is used,
+  so CPU timings never touch CUDA.
+- The CPU clock (``CPU_CLOCK``) is the calling thread's CPU time: what the thread ran, user and
+  system, and nothing else. Neighbour processes cannot move it (a wall time on a loaded 2-core
+  machine grew 1.5-1.9x where this clock moved 0-4 %). It does not see work on other threads or processes, nor waiting (sleep, I/O, a GPU): such a cell is
+  never timed with it (``unseen_share``).
 """
 from __future__ import annotations
 
+import os
 import statistics
+import time
 import timeit
 from typing import Callable, List
 
@@ -22,9 +29,30 @@ def clock_for(device) -> Callable[[], float]:
     return synchronizing_timer
 
 
-def time_calls(run: Callable[[], object], num_iters: int, device) -> List[float]:
-    """Seconds of each of ``num_iters`` calls of ``run`` (the caller warms up first)."""
-    clock = clock_for(device)
+# The calling thread's CPU time (CLOCK_THREAD_CPUTIME_ID), not the process's: a background thread
+# of the runtime can add nothing, and a cell that does work elsewhere is refused by unseen_share.
+CPU_CLOCK = time.thread_time
+# More of an op's CPU time than this outside the calling thread and the op is not timed by CPU_CLOCK.
+UNSEEN_LIMIT = 0.02
+
+
+def unseen_share(run: Callable[[], object], calls: int = 3) -> float:
+    """The share of ``calls`` calls' CPU time that the calling thread's clock does not see: work
+    on other threads (or their spin-waits) and in child processes."""
+    before = time.thread_time(), time.process_time(), os.times()
+    for _ in range(calls):
+        run()
+    after = time.thread_time(), time.process_time(), os.times()
+    thread = after[0] - before[0]
+    children = (after[2].children_user + after[2].children_system) - (before[2].children_user + before[2].children_system)
+    total = after[1] - before[1] + children
+    return max(0.0, 1.0 - thread / total) if total > 0 else 0.0
+
+
+def time_calls(run: Callable[[], object], num_iters: int, device, clock: Callable[[], float] = None) -> List[float]:
+    """Seconds of each of ``num_iters`` calls of ``run`` by ``clock`` (default: the device's wall
+    clock); the caller warms up first."""
+    clock = clock or clock_for(device)
     times = []
     for _ in range(num_iters):
         start = clock()
@@ -33,8 +61,8 @@ def time_calls(run: Callable[[], object], num_iters: int, device) -> List[float]
     return times
 
 
-def median_seconds(run: Callable[[], object], device, calls: int) -> float:
-    return statistics.median(time_calls(run, calls, device))
+def median_seconds(run: Callable[[], object], device, calls: int, clock: Callable[[], float] = None) -> float:
+    return statistics.median(time_calls(run, calls, device, clock))
 
 
 def synchronized(run: Callable[[], object], device) -> Callable[[], None]:

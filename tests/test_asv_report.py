@@ -171,6 +171,7 @@ def test_compare_summary_and_gate_on_time(suite, capsys, tmp_path):
     code, out, err = run_cli(capsys, *argv)
     assert code == 0, err
     lines = [line for line in err.splitlines() if line.startswith("funcbench compare (time): ")]
+    assert lines.pop(0) == "funcbench compare (time): the sides differ in nothing recorded (same environment facts)"
     # The 20x injected row is significantly slower; the untouched row may or may not differ.
     assert "2 rows on both sides: " in lines[0] and "; 0 only before, 0 only after" in lines[0], lines
     assert lines[1].startswith("funcbench compare (time): slowest: ppl_simple_reg[small] functorch vjp +")
@@ -200,15 +201,22 @@ def test_interleave_two_pythons_records_the_pair_and_gates_it(suite, capsys, tmp
     interleaved, then the comparison; the same build on both sides passes a 1.5x gate."""
     conf = asv_helpers.write_conf(tmp_path / "asv.conf.json", suite["repo"], tmp_path,
                                   benchmark_dir=str(suite["repo"] / "benchmarks"))
-    env = dict(HOME=str(suite["home"]))
-    old_home = os.environ.get("HOME")
+    env = dict(HOME=str(suite["home"]), **asv_helpers.TEST_ENV)
+    old = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
     try:
         code, out, err = run_cli(capsys, "interleave", "--before", PYTHON_A, "--after", PYTHON_B, "--rounds", "2",
                                  "--bench", OLD_BENCH, "--machine", MACHINE, "--config", str(conf), "--fail-above", "1.5")
     finally:
-        os.environ["HOME"] = old_home
+        for name, value in old.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     assert code == 0, err
+    lines = err.splitlines()
+    said = lines.index("funcbench interleave: the sides differ in nothing recorded (same environment facts)")
+    assert said < lines.index(f"funcbench interleave: run 1/4: {PYTHON_A}")  # said before anything runs
     assert [line for line in err.splitlines() if line.startswith("funcbench interleave: run ")] == [
         f"funcbench interleave: run {n}/4: {side}" for n, side in ((1, PYTHON_A), (2, PYTHON_B), (3, PYTHON_B), (4, PYTHON_A))]
     manifest = json.loads((tmp_path / "results" / MACHINE / "funcbench-interleaved.json").read_text())
@@ -321,3 +329,25 @@ def test_old_format_file_is_listed_and_skipped(old_format_results, suite, capsys
     code, out, err = run_cli(capsys, "report", "--results-dir", str(results), "--commit", suite["new"])
     assert code == 0 and suite["env_a"] in out  # the readable environment, with a note
     assert "skipped 1 unreadable" in err
+
+
+def test_compare_names_what_differs_between_the_sides_besides_torch(suite, capsys, tmp_path):
+    """The measured trap: one torch build on two interpreters (pyenv's 3.11.7, Debian's 3.11.2) read
+    as a torch change. compare names every recorded difference and warns that it is not torch."""
+    from funcbench import environment
+    results = tmp_path / "results"
+    shutil.copytree(suite["results"], results)
+    mine = environment.probe(PYTHON_A)
+    environment.record(results, MACHINE, suite["env_a"], mine)
+    environment.record(results, MACHINE, suite["env_b"], environment.Fingerprint(
+        dict(mine.facts, python="3.11.2", python_home="/usr", python_binary="0123456789abcdef"), "recorded"))
+    code, out, err = run_cli(capsys, "compare", "--results-dir", str(results), "--before",
+                             f"asv:{suite['new'][:8]}/{suite['env_a']}", "--after", f"asv:{suite['new'][:8]}/bin_python3")
+    assert code == 0, err
+    lines = [line.split(": ", 1)[1] for line in err.splitlines() if line.startswith("funcbench compare")]
+    assert f"python version: {mine.get('python')} -> 3.11.2" in lines
+    assert f"python installation: {mine.get('python_home')} -> /usr" in lines
+    warning = next(line for line in lines if line.startswith("WARNING: the sides differ in 3 thing(s) besides the torch build"))
+    assert "python version" in warning
+    assert any("rows on both sides" in line and "the sides differ in 3 thing(s) besides the torch build" in line
+               for line in lines)

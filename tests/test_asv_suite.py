@@ -69,10 +69,31 @@ def test_preset_param_lists_what_the_matrix_and_the_run_measure(monkeypatch, tmp
 
 def test_timed_methods_are_one_line():
     import inspect
-    for method in (suite_module._TimeOp.time_op, suite_module.ppl_simple_reg.time_compiled_op, suite_module.Memory.peakmem_op,
-                   suite_module.CostRatio.track_cost_ratio, suite_module.CudaMemory.track_cuda_peak_memory):
+    model = suite_module.ppl_simple_reg
+    for method in (model.time_op, model.time_cpu_op, model.time_compiled_op, model.time_cpu_compiled_op,
+                   suite_module.Memory.peakmem_op, suite_module.CostRatio.track_cost_ratio,
+                   suite_module.CudaMemory.track_cuda_peak_memory):
         body = [line for line in inspect.getsource(method).splitlines()[1:] if line.strip()]
         assert len(body) == 1, body
+
+
+def test_each_clock_is_its_own_method_with_its_own_setup_and_timer():
+    """The CPU twins time with the calling thread's CPU clock, the others with asv's default (wall);
+    each method's setup (a function attribute asv runs with the params) asks its own clock first."""
+    from funcbench import timing
+    for model in registry.MODELS:
+        cls = getattr(suite_module, model)
+        for wall, cpu in (("time_op", "time_cpu_op"), ("time_compiled_op", "time_cpu_compiled_op")):
+            if not hasattr(cls, wall):
+                continue
+            assert getattr(getattr(cls, cpu), "timer") is timing.CPU_CLOCK and not hasattr(getattr(cls, wall), "timer")
+            assert getattr(getattr(cls, wall), "params", cls.params) == getattr(getattr(cls, cpu), "params", cls.params)
+            assert getattr(cls, wall).setup.__name__ == "setup_time" and getattr(cls, cpu).setup.__name__ == "setup_cpu"
+    assert not hasattr(suite_module._TimeOp, "setup")  # no class setup: it would build models for n/a clocks
+
+
+def _setup(method, *params):
+    method.setup(*params)  # how asv_runner calls a function attribute setup: with the params only
 
 
 def test_import_does_not_touch_cuda():
@@ -87,9 +108,9 @@ def test_cuda_memory_is_skipped_on_cpu(monkeypatch):
 
 def test_non_default_and_unsupported_cells_are_skipped_with_their_reason():
     with pytest.raises(NotImplementedError, match="not a default task"):
-        suite_module.multiheadattn().setup("multiheadattn", "hessian", "autograd", "small", "cpu")
+        _setup(suite_module.multiheadattn.time_cpu_op, "multiheadattn", "hessian", "autograd", "small", "cpu")
     with pytest.raises(NotImplementedError, match="Cannot access data pointer"):
-        suite_module.deepspeech().setup("deepspeech", "vjp", "func", "small", "cpu")
+        _setup(suite_module.deepspeech.time_cpu_op, "deepspeech", "vjp", "func", "small", "cpu")
 
 
 def test_only_the_runs_preset_and_device_are_measured(monkeypatch):
@@ -97,10 +118,21 @@ def test_only_the_runs_preset_and_device_are_measured(monkeypatch):
     # keep small/full and cpu/cuda apart; the environment (read once, at import) picks which ones run.
     monkeypatch.setattr(suite_module, "RUN", RunSettings.from_environ({"FUNCBENCH_PRESET": "small",
                                                                         "FUNCBENCH_DEVICE": "cpu"}))
-    suite_module.ppl_simple_reg().setup("ppl_simple_reg", "vjp", "autograd", "small", "cpu")
+    method = suite_module.ppl_simple_reg.time_cpu_op
+    _setup(method, "ppl_simple_reg", "vjp", "autograd", "small", "cpu")
     for preset, device in (("full", "cpu"), ("small", "cuda"), ("full", "cuda")):
         with pytest.raises(NotImplementedError, match="FUNCBENCH_PRESET=small"):
-            suite_module.ppl_simple_reg().setup("ppl_simple_reg", "vjp", "autograd", preset, device)
+            _setup(method, "ppl_simple_reg", "vjp", "autograd", preset, device)
+
+
+def test_a_clock_the_run_does_not_time_with_is_na_before_any_build(monkeypatch):
+    built = []
+    monkeypatch.setattr(registry, "build", lambda *args: built.append(args))
+    for clocks, method in (("cpu", "time_op"), ("wall", "time_cpu_op")):
+        monkeypatch.setattr(suite_module, "RUN", RunSettings.from_environ({"FUNCBENCH_CLOCKS": clocks}))
+        with pytest.raises(NotImplementedError, match=f"this run times with FUNCBENCH_CLOCKS={clocks}"):
+            _setup(getattr(suite_module.ppl_robust_reg, method), "ppl_robust_reg", "jvp", "func", "small", "cpu")
+    assert built == []
 
 
 def test_injected_slowdown_is_off_by_default_and_parsed(monkeypatch):
@@ -123,7 +155,7 @@ def test_injected_work_is_real_work_of_the_asked_size(monkeypatch):
     monkeypatch.setenv("FUNCBENCH_INJECT_SLOWDOWN", "ppl_simple_reg:vjp:autograd:2")
     prepared.forget()
     try:
-        ready = prepared.prepared(registry.Cell("ppl_simple_reg", "vjp", "autograd"), "small", "cpu", RunSettings())
+        ready = prepared.prepared(registry.Cell("ppl_simple_reg", "vjp", "autograd"), "small", "cpu", RunSettings(), "cpu")
         assert ready.extra_iterations > 0 and ready.sample is not ready.op
     finally:
         prepared.forget()
@@ -150,9 +182,11 @@ def test_results_json_of_both_commits(asv_run):
         data, results = _results(path)
         assert "FUNCBENCH_DEVICEcpu" in data["env_name"] and "FUNCBENCH_PRESETsmall" in data["env_name"]
         assert data["params"]["machine"] == "cpu-box"
-        # The subset: ppl_simple_reg and multiheadattn vjp, both APIs.
+        # The subset: ppl_simple_reg and multiheadattn vjp, both APIs, both clocks.
         for name, cls, count in (("benchmarks.ppl_simple_reg.time_op", suite_module.ppl_simple_reg, 2),
                                  ("benchmarks.multiheadattn.time_op", suite_module.multiheadattn, 2),
+                                 ("benchmarks.ppl_simple_reg.time_cpu_op", suite_module.ppl_simple_reg, 2),
+                                 ("benchmarks.multiheadattn.time_cpu_op", suite_module.multiheadattn, 2),
                                  ("benchmarks.Memory.peakmem_op", suite_module.Memory, 4),
                                  ("benchmarks.CostRatio.track_cost_ratio", suite_module.CostRatio, 4)):
             entry = results[name]
@@ -228,3 +262,21 @@ def test_a_run_that_would_measure_nothing_fails_at_discovery(asv_run, variable, 
     output = str(failed.value)
     assert "asv run exited 1" in output.splitlines()[0]
     assert words in [line.strip() for line in output.splitlines()] and "Traceback" not in output
+
+
+def test_report_and_compare_by_either_clock(asv_run, capsys):
+    """The same results by the wall clock (time_op) and the CPU clock (time_cpu_op): one table each,
+    the heading says which; no --metric takes the wall clock where it was timed."""
+    from funcbench import cli
+    results = str(asv_run["work"] / "results")
+    for argv, clock in ((["--metric", "cpu"], "by the calling thread's CPU clock"), ([], "by the wall clock")):
+        assert cli.main(["report", "--results-dir", results, "--machine", "cpu-box", *argv]) == 0
+        out = capsys.readouterr().out
+        assert clock in out.splitlines()[0]
+        assert "| ppl_simple_reg[small] | functorch vjp |" in out and "| multiheadattn[small] | vjp |" in out
+    first, second = asv_run["commits"]
+    assert cli.main(["compare", "--results-dir", results, "--metric", "cpu", "--before", f"asv:{first[:8]}@cpu-box",
+                     "--after", f"asv:{second[:8]}@cpu-box"]) == 0
+    err = capsys.readouterr().err
+    assert "funcbench compare (cpu): 4 rows on both sides" in err
+    assert "the sides differ in nothing recorded" in err  # one environment, two commits

@@ -72,7 +72,7 @@ def test_compile_unavailable_is_one_line_in_the_cli_and_na_in_asv(monkeypatch, c
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "needs a C++ compiler" in err
     with pytest.raises(NotImplementedError, match=r"needs a C\+\+ compiler"):
-        prepared.prepared(CELL, "small", "cpu", RunSettings())
+        prepared.prepared(CELL, "small", "cpu", RunSettings(), "cpu")
     with pytest.raises(registry.Unsupported, match=r"needs a C\+\+ compiler"):
         registry.prepare(*CELL)
 

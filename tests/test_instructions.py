@@ -144,13 +144,13 @@ def test_cells_are_dealt_to_two_processes_the_same_way_on_every_machine():
 
 
 def test_the_counting_process_environment_is_the_same_whoever_starts_it(monkeypatch, tmp_path):
-    """The environment is on the child's heap: a caller's HOME or asv's ASV_* paths moved counts."""
-    pinned = instructions.child_environment(tmp_path)
+    """The environment is on the worker's heap: a caller's HOME or asv's ASV_* paths moved counts."""
+    pinned = instructions.child_environment()
     monkeypatch.setenv("HOME", "/" + "h" * 70)
     monkeypatch.setenv("ASV_ENV_NAME", "existing-py_" + "e" * 90)
     monkeypatch.setenv("PATH", "/opt/elsewhere/bin:" + os.environ.get("PATH", ""))
     monkeypatch.setenv(config.INJECT_SLOWDOWN.name, f"{VJP}:2")  # the request carries injections, not the env
-    assert instructions.child_environment(tmp_path) == pinned
-    assert pinned["HOME"] == str(tmp_path) and pinned["PYTHONHASHSEED"] == "0"
-    assert set(pinned) - set(instructions.INHERITED) == {"PATH", "HOME", "LC_ALL", "PYTHONHASHSEED", "GLIBC_TUNABLES",
-                                                          "OMP_NUM_THREADS", "MKL_NUM_THREADS"}
+    assert instructions.child_environment() == pinned
+    assert pinned["HOME"] == "/nonexistent" and pinned["PYTHONHASHSEED"] == "0" and pinned["PYTHONSAFEPATH"] == "1"
+    assert set(pinned) - set(instructions.INHERITED) == {"PATH", "HOME", "LC_ALL", "PYTHONHASHSEED", "PYTHONSAFEPATH",
+                                                          "GLIBC_TUNABLES", "OMP_NUM_THREADS", "MKL_NUM_THREADS"}

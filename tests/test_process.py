@@ -58,7 +58,7 @@ def test_importing_the_suite_leaves_nothing_to_import_for_a_benchmark_process():
         before = set(sys.modules)
         for cell in [Cell("ppl_simple_reg", "hessian", "func"), Cell("multiheadattn", "vhp", "autograd"),
                      Cell("resnet18", "vjp", "func")]:
-            prepared(cell, "small", "cpu", benchmarks.RUN).sample()
+            prepared(cell, "small", "cpu", benchmarks.RUN, "cpu").sample()  # the default clock of a CPU run
         print(sorted(m for m in set(sys.modules) - before if not m.startswith("funcbench")))
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,

@@ -15,15 +15,20 @@ from .. import asv_results, config, registry
 from ..asv_driver import Workspace, git_hash, load_avg
 from ..process import steady_allocator
 from . import reference, runs, stats
+from .load import neighbours
 from .markdown import markdown
 
-PARTS = ("fidelity", "noise", "sensitivity", "cost", "interleave", "gpu")
+PARTS = ("fidelity", "clocks", "noise", "sensitivity", "cost", "interleave", "gpu")
 MACHINE = "funcbench-audit"
 DEFAULT_FACTORS = (1.0, 1.05, 1.1, 1.25, 1.5)  # 1.0: the control
 # One cell of the light tier and one of the medium tier.
 DEFAULT_SENSITIVITY_CELLS = ("multiheadattn:vjp:autograd", "transformer:vjp:autograd")
-METHODS = {"time": ("time_op", 1.1), "instructions": ("track_instructions", 1.01)}  # metric -> (method, factor)
+# metric -> (method, asv compare --factor, FUNCBENCH_CLOCKS of the runs): the CPU clock's runs
+# time with the wall clock too, so that both are reported side by side.
+METHODS = {"time": ("time_op", 1.1, "wall"), "cpu": ("time_cpu_op", 1.02, "wall,cpu"),
+           "instructions": ("track_instructions", 1.01, None)}
 INSTRUCTION_GATE = 1.005  # funcbench compare --fail-above, beside asv's --factor 1.01
+LOAD_SIDES = ("after", "both")  # --load during the after side's runs only, or during every run
 
 
 class Parser(argparse.ArgumentParser):
@@ -46,7 +51,14 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--factors", default=",".join(map(str, DEFAULT_FACTORS)))
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--metric", choices=tuple(METHODS), default="time",
-                        help="sensitivity: time_op with asv compare --factor 1.1, or track_instructions with 1.01")
+                        help="noise, sensitivity, interleave: time_op (wall clock) with asv compare --factor 1.1, "
+                             "time_cpu_op (CPU clock; wall measured alongside) with 1.02, or track_instructions "
+                             "with 1.01")
+    parser.add_argument("--load", type=int, default=0, metavar="N",
+                        help="noise, sensitivity, interleave: N neighbour processes each keeping a core busy")
+    parser.add_argument("--load-sides", choices=LOAD_SIDES, default="after",
+                        help="with --load: during the after side's runs only (default; one side quiet, one loaded) "
+                             "or during every run")
     parser.add_argument("--no-quick", action="store_true", help="cost: skip the asv run --quick timing")
     here = Path(sys.executable).parent
     parser.add_argument("--python-a", default=str(here / "python"),
@@ -59,6 +71,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     unknown = set(args.part.split(",")) - set(PARTS) - {"all"}
     if unknown or not args.parts:
         parser.error(f"--part: choose all or from {', '.join(PARTS)} (got {args.part!r})")
+    if args.load < 0:
+        parser.error(f"--load must be 0 or more neighbour processes, got {args.load}")
     try:
         args.cell_list = [registry.Cell.parse(c) for c in args.cells.split(",") if c]
         args.factor_list = [float(f) for f in args.factors.split(",")]
@@ -79,7 +93,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     report: dict = dict(commit=head, device=args.device, preset=args.preset, parts=list(parts),
                         started=time.strftime("%Y-%m-%d %H:%M:%S"), load_start=load_avg())
     bench_args = "".join(f" --bench '{b}'" for b in args.bench)
-    command = f"python -m funcbench.audit --part {args.part}{bench_args} --device {args.device}"
+    load_args = f" --load {args.load} --load-sides {args.load_sides}" if args.load else ""
+    command = (f"python -m funcbench.audit --part {args.part}{bench_args} --device {args.device} "
+               f"--metric {args.metric}{load_args}")
+    method, compare_factor, clocks = METHODS[args.metric]
+    run_env = {config.CLOCKS.name: clocks} if clocks else {}
+    report["load"] = dict(neighbours=args.load, sides=args.load_sides if args.load else None)
+
+    def loaded(after_side: bool):
+        """Neighbours for a run of the after side, or of either with --load-sides both."""
+        return neighbours(args.load if after_side or args.load_sides == "both" else 0)
 
     def log(message: str) -> None:
         print(message, flush=True)
@@ -98,7 +121,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     run_a = run_b = None
     if "noise" in parts or "cost" in parts:
         log(f"asv run of {base[:8]} (bench: {args.bench or 'whole suite'}), load {load_avg()}")
-        run_a = ws.run(base, args.bench)
+        with loaded(after_side=False):
+            run_a = ws.run(base, args.bench, env=run_env)
         log(f"  {run_a.wall_s:.0f} s")
     if "fidelity" in parts:
         if run_a is None:
@@ -111,19 +135,28 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                   load=f"{run_a.load_before} -> {load_avg()}", rows=rows,
                                   summary=stats.fidelity_summary(rows))
         save()
+    if "clocks" in parts:
+        cells = registry.cells(("autograd", "func", "compile"))
+        log(f"clocks: CPU / wall per call of {len(cells)} default cells, load {load_avg()}")
+        rows = reference.clock_rows(cells, args.device, args.preset)
+        report["clocks"] = dict(command=f"python -m funcbench.audit --part clocks --device {args.device}",
+                                load=f"{report['load_start']} -> {load_avg()}", rows=rows,
+                                summary=stats.clock_summary(rows))
+        save()
     if "noise" in parts or "cost" in parts:
         log(f"asv run of {head[:8]}, load {load_avg()}")
-        run_b = ws.run(head, args.bench)
+        with loaded(after_side=True):
+            run_b = ws.run(head, args.bench, env=run_env)
         log(f"  {run_b.wall_s:.0f} s")
         if "fidelity" in report:
             report["fidelity"]["bracketed"] = stats.bracket_fidelity(report["fidelity"]["rows"],
                                                                      asv_results.measured_cells(results_of(head)))
             save()
     if "noise" in parts:
-        factor = METHODS[args.metric][1]
-        marked = asv_results.mark_changes(results_of(base), results_of(head), factor)
-        report["noise"] = dict(command=command, wall_s=[run_a.wall_s, run_b.wall_s], factor=factor,
-                               load=f"{run_a.load_before} -> {run_b.load_after}",
+        marked = asv_results.mark_changes(results_of(base), results_of(head), compare_factor)
+        report["noise"] = dict(command=command, wall_s=[run_a.wall_s, run_b.wall_s], factor=compare_factor,
+                               load=f"{run_a.load_before} -> {run_a.load_after}; {run_b.load_before} -> "
+                                    f"{run_b.load_after}",
                                summary=stats.noise_summary(marked),
                                instructions=stats.count_agreement(
                                    asv_results.measured_cells(results_of(base), "track_instructions"),
@@ -145,23 +178,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         report["cost"] = dict(command=command, runs=runs_cost)
         save()
     if "sensitivity" in parts:
-        method, factor = METHODS[args.metric]
         load0 = load_avg()
         rows = runs.sensitivity(ws, args.cell_list, args.factor_list, args.reps, base, head, method=method,
-                                compare_factor=factor, log=log,
+                                compare_factor=compare_factor, log=log, env=run_env, loaded=loaded,
                                 gate=INSTRUCTION_GATE if args.metric == "instructions" else None)
         report["sensitivity"] = dict(
             command=f"python -m funcbench.audit --part sensitivity --metric {args.metric} --cells {args.cells} "
-                    f"--factors {args.factors} --reps {args.reps}",
-            method=method, compare_factor=factor,
+                    f"--factors {args.factors} --reps {args.reps}{load_args}",
+            method=method, compare_factor=compare_factor,
             gate=INSTRUCTION_GATE if args.metric == "instructions" else None, load=f"{load0} -> {load_avg()}", rows=rows,
             smallest_reliable=stats.smallest_reliable(rows))
         save()
     if "interleave" in parts:
-        bench = args.bench or [r"^benchmarks\.\w+\.time_op"]
+        bench = args.bench or [rf"^benchmarks\.\w+\.{method}"]
         report["interleave"] = dict(
-            command=f"python -m funcbench.audit --part interleave{bench_args} --rounds {args.rounds}",
-            rounds=args.rounds, **runs.same_build_twice(ws, args.python_a, args.python_b, bench, args.rounds, log=log))
+            command=f"python -m funcbench.audit --part interleave{bench_args} --rounds {args.rounds} "
+                    f"--metric {args.metric}{load_args}",
+            rounds=args.rounds, metric=args.metric,
+            **runs.same_build_twice(ws, args.python_a, args.python_b, bench, args.rounds, log=log, env=run_env,
+                                    metric=args.metric, loaded=loaded))
         save()
     if "gpu" in parts:
         result = reference.gpu_rows(args.device, args.preset, registry.cells())

@@ -48,6 +48,24 @@ def markdown(report: dict) -> str:
             lines += [f"Harness overhead per timed sample (no-op op, min of single calls): time_op "
                       f"{h['time_op_noop_us']:.2f} µs vs bare call {h['bare_noop_us']:.2f} µs = "
                       f"{h['overhead_us']:+.2f} µs.", ""]
+    load = report.get("load") or {}
+    if load.get("neighbours"):
+        lines += [f"Load: {load['neighbours']} neighbour process(es) each keeping a core busy, during "
+                  f"{'every run' if load['sides'] == 'both' else 'the after side runs only'}.", ""]
+    if "clocks" in report:
+        c = report["clocks"]
+        lines += ["### Clocks: the calling thread's CPU time / wall time, per call", "",
+                  f"`{c['command']}` (load {c['load']})", "",
+                  "| cell | tier | wall median (ms) | CPU median (ms) | CPU / wall (median per call) | CPU outside the "
+                  "thread | calls |", "|---|---|---:|---:|---:|---:|---:|"]
+        for r in sorted(c["rows"], key=lambda r: -r["wall_s"]):
+            lines.append(f"| {r['cell']} | {r['tier']} | {_ms(r['wall_s'])} | {_ms(r['cpu_s'])} | {r['ratio']:.4f} | "
+                         f"{r['unseen']:.2%} | {r['calls']} |")
+        s = c["summary"]
+        big = s["range_ge_1ms"] and f"{s['range_ge_1ms'][0]:.4f}–{s['range_ge_1ms'][1]:.4f}"
+        small = s["range_sub_ms"] and f"{s['range_sub_ms'][0]:.4f}–{s['range_sub_ms'][1]:.4f}"
+        lines += ["", f"Cells ≥ 1 ms: {s['within_1pc_ge_1ms']}/{s['cells_ge_1ms']} within 0.99–1.01 (range {big}); "
+                  f"sub-ms cells: {s['cells_sub_ms']} (range {small}).", ""]
     if "noise" in report:
         n = report["noise"]
         lines += [f"### Noise: same code run twice, `asv compare --factor {n.get('factor', 1.1)}`", "",
@@ -57,6 +75,11 @@ def markdown(report: dict) -> str:
         for method, c in sorted(n["summary"].items()):
             lines.append(f"| {method} | {c['compared']} | {c['false_regressions']} | {c['false_improvements']} | "
                          f"{c['not_significant_beyond_factor']} | {c['not_comparable']} |")
+        lines += ["", "| benchmark | rows beyond 1.03× either way | beyond 1.05× | largest |", "|---|---:|---:|---|"]
+        for method, c in sorted(n["summary"].items()):
+            worst = c.get("worst")
+            lines.append(f"| {method} | {c.get('beyond_1_03', 'n/a')} | {c.get('beyond_1_05', 'n/a')} | "
+                         + (f"{worst[2]:.3f} ({worst[0]})" if worst else "—") + " |")
         agreement = n.get("instructions")
         if agreement:
             lines += ["", f"Instruction counts, run 2 / run 1: {agreement['within_0_1']}/{agreement['cells']} cells within "
@@ -69,17 +92,23 @@ def markdown(report: dict) -> str:
         i = report["interleave"]
         lines += ["### One torch build twice as two existing environments: separate runs vs `funcbench interleave`", "",
                   f"`{i['command']}`", "",
-                  "| runs | rows | significant (asv's test) | significant beyond the factor | median abs change | load |",
-                  "|---|---:|---:|---:|---:|---|"]
+                  "| runs | clock | rows | significant (asv's test) | significant beyond the factor | any beyond 1.03× "
+                  "| any beyond 1.05× | largest | median abs change | load |",
+                  "|---|---|---:|---:|---:|---:|---:|---|---:|---|"]
         for label in ("separate", "interleaved"):
-            r = i.get(label)
-            if r:
+            entry = i.get(label) or {}
+            for metric in ("cpu", "time"):
+                r = entry.get(metric)
+                if not r:
+                    continue
                 median = "n/a" if r["median_abs_change"] is None else f"{r['median_abs_change'] * 100:.1f} %"
-                lines.append(f"| {label} | {r['rows']} | {r['significant']} | {r['significant_beyond']} "
-                             f"(> {r['factor']}x) | {median} | {r['load']} |")
+                lines.append(f"| {label} | {metric} | {r['rows']} | {r['significant']} | {r['significant_beyond']} "
+                             f"(> {r['factor']}x) | {r.get('any_beyond_1_03', 'n/a')} | {r.get('any_beyond_1_05', 'n/a')} "
+                             f"| {r.get('worst') or '—'} | {median} | {entry['load']} |")
         for label in ("separate", "interleaved"):
-            if i.get(label, {}).get("beyond"):
-                lines += ["", f"Beyond the factor, {label}: " + "; ".join(i[label]["beyond"])]
+            for metric, r in (i.get(label) or {}).items():
+                if isinstance(r, dict) and r.get("beyond"):
+                    lines += ["", f"Significant beyond the factor, {label}, {metric}: " + "; ".join(r["beyond"])]
         lines.append("")
     if "sensitivity" in report:
         s = report["sensitivity"]

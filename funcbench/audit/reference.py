@@ -40,6 +40,40 @@ def fidelity_rows(asv_times: Dict[Cell, Row], device: str, preset: str) -> List[
     return rows
 
 
+def clock_rows(cells: Sequence[Cell], device: str, preset: str, min_run_time: float = 0.5) -> List[dict]:
+    """Per cell: the wall clock and the calling thread's CPU clock read around the same calls
+    (about ``min_run_time`` of them, 5 to 200), the medians and the median per-call ratio. On a
+    quiet machine the two should agree: what the CPU clock drops is waiting, which a
+    single-threaded CPU op does not do. Also the CPU share outside the calling thread."""
+    if device.startswith("cuda"):
+        return []  # GPU work is not CPU time
+    rows = []
+    with process.threads(process.THREADS):
+        for cell in cells:
+            try:
+                case = registry.prepare(*cell, device=device, preset=preset)
+                case.run_checked()
+            except registry.Unsupported:
+                continue
+            unseen = timing.unseen_share(case.run)
+            first = time.perf_counter()
+            case.run()
+            calls = max(5, min(200, int(min_run_time / max(time.perf_counter() - first, 1e-6))))
+            walls, cpus = [], []
+            for _ in range(calls):
+                w0, c0 = time.perf_counter(), timing.CPU_CLOCK()
+                case.run()
+                c1, w1 = timing.CPU_CLOCK(), time.perf_counter()
+                walls.append(w1 - w0)
+                cpus.append(c1 - c0)
+            rows.append(dict(cell=str(cell), tier=registry.model_spec(cell.model).tier, calls=calls,
+                             wall_s=statistics.median(walls), cpu_s=statistics.median(cpus),
+                             ratio=statistics.median(c / w for c, w in zip(cpus, walls)), unseen=unseen,
+                             load=load_avg()))
+            registry.forget_builds()
+    return rows
+
+
 def load_benchmarks_module():
     """The asv suite module, loaded from its file (no sys.path change). Importing it applies
     the suite's process policy (steady allocator, pre-imports) to this process, as the audit's
@@ -60,7 +94,7 @@ def harness_overhead_us(calls: int = 20000) -> dict:
         return None
 
     bench = getattr(benchmarks, next(iter(registry.MODELS)))()
-    bench.sample = noop  # what setup sets: the prepared op's sample
+    benchmarks._sample = noop  # what a time method's setup sets: the prepared op's sample
     params = (next(iter(registry.MODELS)), "vjp", "autograd", "small", "cpu")
 
     def per_call(stmt) -> float:

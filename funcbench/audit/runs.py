@@ -14,15 +14,20 @@ from ..registry import Cell
 from ..report import changes
 
 
+def _quiet(after_side: bool):
+    return contextlib.nullcontext()
+
+
 def sensitivity(ws: Workspace, cells: Sequence[Cell], factors: Sequence[float], reps: int, base: str, head: str,
                 method: str = "time_op", compare_factor: float = 1.1, env: Optional[Dict[str, str]] = None,
-                gate: Optional[float] = None, log=print) -> List[dict]:
+                gate: Optional[float] = None, log=print, loaded=_quiet) -> List[dict]:
     """Per cell and repetition: a base run, then one injected run per factor right after it,
     each compared with the base as ``asv compare --factor compare_factor`` marks it (asv's own
     test, asv_results.mark_changes); flagged = marked '+'. A fresh base per repetition keeps base
     and injected runs side by side in time (the machine's load drifts over minutes); factor 1.0
     is the control (nothing injected). With ``gate``, also ``funcbench compare --metric
-    instructions --fail-above GATE`` of the same two runs; gated = it exits 1."""
+    instructions --fail-above GATE`` of the same two runs; gated = it exits 1. ``loaded(after_side)``
+    is the load (funcbench.audit.load.neighbours) around the base (False) and injected (True) runs."""
     found: Dict[Tuple[str, float], dict] = {}
     for cell in cells:
         regex = bench_regex(cell, method)
@@ -30,7 +35,8 @@ def sensitivity(ws: Workspace, cells: Sequence[Cell], factors: Sequence[float], 
             env = dict(env or {}, **{config.INSTRUCTIONS.name: str(cell)})
         for rep in range(reps):
             ws.forget(base)
-            ws.run(base, [regex], env=env)
+            with loaded(False):
+                ws.run(base, [regex], env=env)
             base_rows = asv_results.commit_rows(str(ws.results_dir), ws.machine, base)
             base_row = asv_results.measured_cells(base_rows, method).get(cell)
             for factor in factors:
@@ -38,7 +44,8 @@ def sensitivity(ws: Workspace, cells: Sequence[Cell], factors: Sequence[float], 
                 injected = dict(env or {})
                 if factor != 1.0:
                     injected[config.INJECT_SLOWDOWN.name] = f"{cell}:{factor}"
-                ws.run(head, [regex], env=injected)
+                with loaded(True):
+                    ws.run(head, [regex], env=injected)
                 head_rows = asv_results.commit_rows(str(ws.results_dir), ws.machine, head)
                 marked = [m for m in asv_results.mark_changes(base_rows, head_rows, compare_factor)
                           if m.method == method and m.cell == cell and m.before is not None]
@@ -72,10 +79,13 @@ def _gate_fails(ws: Workspace, base: str, head: str, limit: float) -> bool:
 
 
 def same_build_twice(ws: Workspace, python_a: str, python_b: str, bench: Sequence[str], rounds: int,
-                     factor: float = 1.05, log=print) -> dict:
+                     factor: float = 1.05, log=print, env: Optional[Dict[str, str]] = None, metric: str = "time",
+                     loaded=_quiet) -> dict:
     """One torch build as two existing environments (two paths to one python), timed twice: two
     asv runs one after the other (before `funcbench interleave`), then interleaved. Every row
-    asv's test calls significant is a false flag; the goal is none beyond ``factor``."""
+    asv's test calls significant is a false flag; the goal is none beyond ``factor``. With
+    ``loaded``, the second python's runs (or all runs) have neighbours. Both clocks are judged
+    where the runs timed with both."""
     commit = git("rev-parse", "HEAD")
     sides = [interleave.resolve(p) for p in (python_a, python_b)]
     out = {}
@@ -84,23 +94,33 @@ def same_build_twice(ws: Workspace, python_a: str, python_b: str, bench: Sequenc
         log(f"same build twice, {label}, load {load_avg()}")
         started = load_avg()
         if label == "separate":
-            for side in sides:
+            for index, side in enumerate(sides):
                 ws.python = side.python
-                ws.run(commit, bench)
+                with loaded(index == 1):
+                    ws.run(commit, bench, env=env)
         else:
-            interleave.interleave(sides[0], sides[1], Asv(ws.conf, ws.machine, ws.home, ws.env(), log=log), bench,
-                                  rounds, log=log)
-        out[label] = dict(load=f"{started} -> {load_avg()}", **_false_flags(ws, commit, sides, factor))
+            asv = Asv(ws.conf, ws.machine, ws.home, ws.env(env), log=log)
+            interleave.interleave(sides[0], sides[1], asv, bench, rounds, log=log,
+                                  around=lambda side: loaded(side == sides[1]))
+        metrics = [metric] + (["time"] if metric == "cpu" else [])
+        out[label] = dict(load=f"{started} -> {load_avg()}",
+                          **{m: _false_flags(ws, commit, sides, factor, m) for m in metrics})
     return out
 
 
-def _false_flags(ws: Workspace, commit: str, sides, factor: float) -> dict:
-    before, after = (asv_results.load(str(ws.results_dir), commit, ws.machine, side.env_name)[0] for side in sides)
-    rows = changes(before.report, after.report, asv_results.not_significant(before, after), "time", statistics=True)
+def _false_flags(ws: Workspace, commit: str, sides, factor: float, metric: str) -> dict:
+    """Rows asv's test calls significant between two identical sides, and how far the ratios go."""
+    before, after = (asv_results.load(str(ws.results_dir), commit, ws.machine, side.env_name, metric)[0]
+                     for side in sides)
+    rows = changes(before.report, after.report, asv_results.not_significant(before, after), metric, statistics=True)
     judged = [r for r in rows if r.ratio is not None]
     flagged = [r for r in judged if r.significant]
     beyond = [r for r in flagged if max(r.ratio, 1 / r.ratio) > factor]
     ratios = sorted(abs(r.ratio - 1) for r in judged)
+    worst = max(judged, key=lambda r: max(r.ratio, 1 / r.ratio), default=None)
     return dict(rows=len(judged), significant=len(flagged), significant_beyond=len(beyond), factor=factor,
                 median_abs_change=ratios[len(ratios) // 2] if ratios else None,
-                beyond=[f"{r.label} {r.ratio:.3f}" for r in beyond])
+                beyond=[f"{r.label} {r.ratio:.3f}" for r in beyond],
+                any_beyond_1_03=sum(max(r.ratio, 1 / r.ratio) > 1.03 for r in judged),
+                any_beyond_1_05=sum(max(r.ratio, 1 / r.ratio) > 1.05 for r in judged),
+                worst=f"{worst.label} {worst.ratio:.3f}" if worst else None)

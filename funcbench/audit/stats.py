@@ -67,10 +67,11 @@ def bracket_fidelity(rows: List[dict], asv_times_after: Dict[Cell, Row]) -> dict
 def noise_summary(rows: List[Marked]) -> dict:
     """Per benchmark method: rows compared, false regressions and improvements, and rows beyond
     the factor that asv's test did not call significant."""
-    by_method: Dict[str, Dict[str, int]] = {}
+    by_method: Dict[str, dict] = {}
     for row in rows:
         counts = by_method.setdefault(row.method, dict(compared=0, false_regressions=0, false_improvements=0,
-                                                       not_significant_beyond_factor=0, not_comparable=0))
+                                                       not_significant_beyond_factor=0, not_comparable=0,
+                                                       beyond_1_03=0, beyond_1_05=0, worst=None))
         if row.mark == "x":  # benchmark versions differ: asv refuses to compare
             counts["not_comparable"] += 1
             continue
@@ -80,7 +81,24 @@ def noise_summary(rows: List[Marked]) -> dict:
         counts["false_regressions"] += row.mark == "+"
         counts["false_improvements"] += row.mark == "-"
         counts["not_significant_beyond_factor"] += row.beyond_factor
+        spread = max(row.ratio, 1 / row.ratio) if row.ratio > 0 else math.inf  # either direction, by the ratio alone
+        counts["beyond_1_03"] += spread > 1.03
+        counts["beyond_1_05"] += spread > 1.05
+        if counts["worst"] is None or spread > counts["worst"][1]:
+            counts["worst"] = (row.name, spread, row.ratio)
     return by_method
+
+
+def clock_summary(rows: List[dict]) -> dict:
+    """The CPU clock against the wall clock per call on a quiet machine: cells of at least 1 ms
+    within 0.99-1.01, and the range of the sub-ms ones."""
+    big = [r for r in rows if r["wall_s"] >= SUB_MS]
+    small = [r for r in rows if r["wall_s"] < SUB_MS]
+    ratios = [r["ratio"] for r in big]
+    return dict(cells_ge_1ms=len(big), within_1pc_ge_1ms=sum(0.99 <= x <= 1.01 for x in ratios),
+                range_ge_1ms=(min(ratios), max(ratios)) if ratios else None, cells_sub_ms=len(small),
+                range_sub_ms=(min(r["ratio"] for r in small), max(r["ratio"] for r in small)) if small else None,
+                unseen_max=max((r["unseen"] for r in rows), default=None))
 
 
 def count_agreement(first: Dict[Cell, Row], second: Dict[Cell, Row]) -> Optional[dict]:

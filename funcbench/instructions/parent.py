@@ -1,13 +1,16 @@
 """The counting parent: requests to valgrind processes, their dumps read back into counts.
 
-Two valgrind processes (cells dealt round-robin, run at once) count every requested cell:
-starting python and importing torch under valgrind costs ~25 s, so never one per cell. Each
-child gets its folder with a ``CountRequest`` and writes a ``CountResponse`` plus one callgrind
-dump per counted call, read here. The child's process is pinned (``child_environment``): two
-runs then agree to the instruction.
+Valgrind processes (*workers*, one per core, cells dealt round-robin, run at once) count every
+requested cell: starting python and importing torch under valgrind costs ~25 s, so a worker does
+it once and forks a child per cell (funcbench.instructions.child). Each worker gets its folder
+with a ``CountRequest`` and writes a ``CountResponse``, and each cell's child one callgrind dump
+per counted call, read here. The process is pinned (``child_environment``) and every cell starts
+from the same warmed-up worker: two runs agree to the instruction, and a cell's count does not
+depend on which cells share its worker, so any grouping (a tier, a shard, one cell) gives it.
 """
 from __future__ import annotations
 
+import compileall
 import dataclasses
 import os
 import shutil
@@ -39,11 +42,9 @@ void funcbench_stop_instrumentation(void) { CALLGRIND_STOP_INSTRUMENTATION; }
 void funcbench_toggle_collect(void) { CALLGRIND_TOGGLE_COLLECT; }
 void funcbench_dump_stats(void) { CALLGRIND_DUMP_STATS; }
 """
-# Cells are counted in this many valgrind processes at once: the machine's second core is idle
-# while asv waits for setup_cache (the light tier: 147 s in one process). Always this many,
-# whatever the cores: which cells share a process shapes its heap, and so its counts, so the
-# split must not depend on the machine.
-PROCESSES = 2
+# Cells are counted in this many valgrind processes at once at most: asv waits for setup_cache with
+# every core idle. How cells are dealt does not move their counts (each in a child of its own).
+PROCESSES = max(1, os.cpu_count() or 1)
 # What the child keeps of its caller's environment: what a torch build may need to load.
 INHERITED = ("LD_LIBRARY_PATH", "PYTHONPATH")
 
@@ -86,15 +87,27 @@ def build_controls(folder: Path) -> Optional[Path]:
     return library if result.returncode == 0 else None
 
 
-def child_environment(part: Path) -> Dict[str, str]:
-    """The valgrind child's whole environment, the same whoever starts it. The environment is
-    copied onto the process's stack and heap, so its size shapes the heap: the caller's own
-    (asv's ASV_* variables name the configuration's and environment's paths, HOME, PATH) moved
-    counts of the same build by up to 0.5 % between two asv configurations. Nothing injected
-    comes through: the request says what to inject, priced in instructions. The child runs in
-    ``part`` (python puts the working directory on sys.path, into the heap too)."""
+# A worker's HOME: the same path on every machine, for every worker and run (nothing is written there).
+HOME = "/nonexistent"
+# Where the workers' folders are made: a worker's working directory's length (not its letters) moved
+# counts by up to 0.1 % (a TMPDIR of another length, a longer folder name), so every machine uses
+# folders of one length, /tmp/funcbench-counts-XXXXXXXX/part000, unless /tmp is not writable.
+COUNT_ROOT = "/tmp"
+
+
+def child_environment() -> Dict[str, str]:
+    """The valgrind worker's whole environment, the same whoever starts it, wherever, for every
+    worker. What a process holds shapes its heap, and the strings it hashes (interns, keys) its
+    dictionaries: the caller's own environment (asv's ASV_* variables name the configuration's
+    and environment's paths, HOME, PATH) moved counts of the same build by up to 0.5 % between
+    two asv configurations; a worker's own folder in its strings (pathlib interns every part of
+    a path) moved them by up to 0.3 % from one worker to another; the working directory on
+    sys.path, with the request's files listed there, by how many cells a request held. So the
+    worker runs in its folder and names nothing but relative paths, its HOME is HOME and its
+    working directory is not on sys.path (PYTHONSAFEPATH). Nothing injected comes through: the
+    request says what to inject, priced in instructions."""
     env = {name: os.environ[name] for name in INHERITED if name in os.environ}
-    env.update(PATH="/usr/bin:/bin", HOME=str(part), LC_ALL="C.UTF-8", PYTHONHASHSEED="0",
+    env.update(PATH="/usr/bin:/bin", HOME=HOME, LC_ALL="C.UTF-8", PYTHONHASHSEED="0", PYTHONSAFEPATH="1",
                GLIBC_TUNABLES=GLIBC_TUNABLES, OMP_NUM_THREADS=str(process.THREADS),
                MKL_NUM_THREADS=str(process.THREADS))
     return env
@@ -113,28 +126,34 @@ def cell_request(cell: Cell) -> CellRequest:
 
 
 def count(cells: Sequence[Cell], preset: str = PRESET.default, workdir: Optional[Path] = None,
-          injection: str = "", timeout: float = 6 * 3600) -> Dict[Cell, Count]:
-    """Count ``cells`` in PROCESSES valgrind processes at once; a cell that fails carries its error.
+          injection: str = "", timeout: float = 6 * 3600, processes: int = PROCESSES) -> Dict[Cell, Count]:
+    """Count ``cells`` in up to ``processes`` valgrind processes at once; a cell that fails carries its error.
 
     ``injection`` ("model:task:api:factor", TEST-ONLY) adds spin() work to that cell, priced
     in instructions by the child (so factor 1.01 adds >= 1 % of the cell's counted instructions)."""
     own = workdir is None
-    folder = Path(workdir or tempfile.mkdtemp(prefix="funcbench-callgrind-"))
+    root = COUNT_ROOT if os.access(COUNT_ROOT, os.W_OK) else None
+    folder = Path(workdir or tempfile.mkdtemp(prefix="funcbench-counts-", dir=root))
     folder.mkdir(parents=True, exist_ok=True)
+    # Byte code compiled now, not in the worker: a stale .pyc (the first counting after an edit)
+    # made the worker compile funcbench's modules, which shaped its heap and moved counts 0.2-0.6 %.
+    compileall.compile_dir(str(Path(__file__).resolve().parents[1]), quiet=2)
     try:
         controls = build_controls(folder)
         running = []
-        for index, group in enumerate(split(cells)):
-            part = folder / f"part{index}"  # same name length in every run: the paths are in the heap too
+        for index, group in enumerate(split(cells, processes)):
+            part = folder / f"part{index:03d}"  # one length for every worker
             part.mkdir(exist_ok=True)
-            CountRequest(tuple(cell_request(c) for c in group), preset, str(controls) if controls else None,
+            if controls:  # the worker names it relative to its folder, as everything else
+                shutil.copy(controls, part / controls.name)
+            CountRequest(tuple(cell_request(c) for c in group), preset, f"./{controls.name}" if controls else None,
                          injection).write(part)
             command = [shutil.which("valgrind") or "valgrind", "--tool=callgrind", "--collect-atstart=no",
                        f"--instr-atstart={'no' if controls else 'yes'}", "--dump-instr=no", "--dump-line=no",
-                       f"--callgrind-out-file={part}/callgrind.out.%p", sys.executable, "-m",
-                       "funcbench.instructions.child", str(part)]
+                       "--callgrind-out-file=callgrind.out.%p", sys.executable, "-m",
+                       "funcbench.instructions.child"]
             running.append((part, subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                                   text=True, env=child_environment(part), cwd=part)))
+                                                   text=True, env=child_environment(), cwd=part)))
         counts: Dict[Cell, Count] = {}
         deadline = time.monotonic() + timeout
         for part, child in running:
@@ -161,7 +180,7 @@ def read_counts(folder: Path, response: CountResponse) -> Dict[Cell, Count]:
         if entry.error:
             counts[cell] = Count(cell, error=entry.error)
             continue
-        totals = [dump_total(folder / f"callgrind.out.{response.pid}.{n}") for n in entry.dumps]
-        baseline = dump_total(folder / f"callgrind.out.{response.pid}.{entry.baseline}")
+        totals = [dump_total(folder / f"callgrind.out.{entry.pid}.{n}") for n in entry.dumps]
+        baseline = dump_total(folder / f"callgrind.out.{entry.pid}.{entry.baseline}")
         counts[cell] = Count(cell, [t - baseline for t in totals], baseline)
     return counts

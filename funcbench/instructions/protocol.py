@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 REQUEST, RESPONSE = "request.json", "response.json"
+SIZE = "cells"  # how many cells the request holds: all the worker reads of it (child.main)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,11 +28,29 @@ class CountRequest:
     injection: str = ""  # TEST-ONLY "model:task:api:factor", priced in instructions by the child
 
     def write(self, folder: Path) -> None:
+        """The request, how many cells it holds, and each cell's own one-cell request (what the
+        process counting it reads: the same size however many cells the whole request holds)."""
         (Path(folder) / REQUEST).write_text(json.dumps(dataclasses.asdict(self)))
+        (Path(folder) / SIZE).write_text(f"{len(self.cells):06d}")  # one length for any request
+        for index, cell in enumerate(self.cells):
+            one = dataclasses.replace(self, cells=(cell,))
+            (Path(folder) / f"cell-{index:04d}.request.json").write_text(json.dumps(dataclasses.asdict(one)))
+
+    @staticmethod
+    def size(folder: Path) -> int:
+        return int((Path(folder) / SIZE).read_text())
+
+    @classmethod
+    def read_cell(cls, folder: Path, index: int) -> "CountRequest":
+        """The one-cell request of cell ``index``."""
+        return cls._from(json.loads((Path(folder) / f"cell-{index:04d}.request.json").read_text()))
 
     @classmethod
     def read(cls, folder: Path) -> "CountRequest":
-        data = json.loads((Path(folder) / REQUEST).read_text())
+        return cls._from(json.loads((Path(folder) / REQUEST).read_text()))
+
+    @classmethod
+    def _from(cls, data: dict) -> "CountRequest":
         return cls(tuple(CellRequest(**c) for c in data.pop("cells")), **data)
 
 
@@ -43,11 +62,12 @@ class CellDumps:
     dumps: List[int] = dataclasses.field(default_factory=list)  # one per counted call
     injected_iterations: int = 0  # TEST-ONLY spin() iterations added after the op
     error: Optional[str] = None
+    pid: Optional[int] = None  # the process the cell was counted in: its dumps are callgrind.out.<pid>.<n>
 
 
 @dataclasses.dataclass
 class CountResponse:
-    pid: int  # the dumps are callgrind.out.<pid>.<n>
+    pid: int  # the worker's; each cell's dumps are its own process's (CellDumps.pid)
     cells: List[CellDumps] = dataclasses.field(default_factory=list)
 
     def write(self, folder: Path) -> None:

@@ -1,0 +1,179 @@
+"""`funcbench shard`: what is sharded, how it is planned, and one run of three shards (Slurm,
+GitLab and Kubernetes variables set as those engines set them) merged, against one asv run of
+the same selection: the same parameter sets, and every instruction count identical."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+import asv_helpers
+from funcbench import cli, config, engines, shard, tools
+from funcbench.config import RunSettings
+from funcbench.shard_manifest import Item, ShardManifest
+
+BENCHMARKS = [  # (name, param names, params as asv writes them): a miniature suite
+    ("benchmarks.multiheadattn.time_cpu_op", ["model", "task", "api", "preset", "device"],
+     [["'multiheadattn'"], ["'vjp'", "'jvp'", "'hessian'"], ["'autograd'", "'func'"], ["'small'"], ["'cpu'", "'cuda'"]]),
+    ("benchmarks.Instructions.track_instructions", ["cell", "preset", "device"],
+     [["'multiheadattn:vjp:autograd'", "'resnet18:vjp:autograd'"], ["'small'"], ["'cpu'", "'cuda'"]]),
+]
+
+
+def test_items_are_what_the_run_measures_selected_as_asv_selects():
+    found = shard.items(RunSettings(), benchmarks=BENCHMARKS)
+    names = [item.name for item in found]
+    assert names == sorted(names)
+    # hessian is no default task of multiheadattn; cuda is not this run's device; resnet18 is not counted by
+    # default (the light tier is)
+    assert names == [
+        "benchmarks.Instructions.track_instructions('multiheadattn:vjp:autograd', 'small', 'cpu')",
+        "benchmarks.multiheadattn.time_cpu_op('multiheadattn', 'jvp', 'autograd', 'small', 'cpu')",
+        "benchmarks.multiheadattn.time_cpu_op('multiheadattn', 'jvp', 'func', 'small', 'cpu')",
+        "benchmarks.multiheadattn.time_cpu_op('multiheadattn', 'vjp', 'autograd', 'small', 'cpu')",
+        "benchmarks.multiheadattn.time_cpu_op('multiheadattn', 'vjp', 'func', 'small', 'cpu')"]
+    # --bench narrows, matched against name(params) as asv matches it
+    assert [i.name for i in shard.items(RunSettings(), [r"'func'"], BENCHMARKS)] == [names[2], names[4]]
+    # what one machine lacks never changes the plan: every runner makes the same
+    assert shard.items(RunSettings(), benchmarks=BENCHMARKS) == found
+
+
+def test_plan_is_longest_first_onto_the_least_loaded_shard_and_deterministic():
+    work = [Item(f"b.{c}", ()) for c in "abcdefg"]
+    costs = {"b.a": 10, "b.b": 9, "b.c": 8, "b.d": 3, "b.e": 3, "b.f": 1}  # b.g unknown: the median, 5.5
+    plan = shard.plan(work, 3, costs)
+    # a 10 -> 1, b 9 -> 2, c 8 -> 3, g 5.5 -> 3 (8), d 3 -> 2 (9), e 3 -> 1 (10), f 1 -> 2 (12): equal costs by name
+    assert [[i.benchmark for i, _ in s] for s in plan.shards] == [["b.a", "b.e"], ["b.b", "b.d", "b.f"], ["b.c", "b.g"]]
+    assert plan.seconds == [13, 13, 13.5] and plan.unknown == 1
+    assert shard.plan(list(reversed(work)), 3, costs).shards == plan.shards  # the order given does not matter
+    assert shard.plan(work, 3, costs).digest == plan.digest
+    every = sorted(i for s in plan.shards for i, _ in s)
+    assert every == sorted(work)  # each item in exactly one shard
+    assert max(plan.seconds) <= 1.3 * sum(plan.seconds) / 3
+    assert shard.plan(work[:2], 3, costs).shards[2] == []  # more shards than items: an empty shard
+
+
+def test_the_committed_cost_table_balances_the_default_suite_over_three_shards():
+    work = shard.items(RunSettings())
+    plan = shard.plan(work, 3, shard.load_costs())
+    mean = sum(plan.seconds) / 3
+    assert plan.unknown == 0, "regenerate the cost table: funcbench shard-costs (docs/past-one-machine.md)"
+    assert max(plan.seconds) <= 1.3 * mean
+
+
+def test_asv_run_arguments_are_read_by_asvs_own_parser():
+    args = shard.read_run_args(["HEAD^!", "--machine", "box", "-b", "ppl", "--bench=Memory", "--record-samples"])
+    assert args.args == ("HEAD^!", "--machine", "box", "--record-samples") and args.bench == ("ppl", "Memory")
+    assert args.machine == "box" and args.range_spec == "HEAD^!"
+    with pytest.raises(shard.ShardError, match="asv run does not take"):
+        shard.read_run_args(["--no-such-option"])
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["shard", "4/3", "--results-dir", "x", "--", "HEAD^!"], "4/3"),
+    (["shard", "auto", "--results-dir", "x", "--", "HEAD^!"], "auto"),
+    (["shard", "1/2", "--results-dir", "results/shard-1", "--", "HEAD^!"], "inside asv's results folder"),
+    (["shard", "1/2", "--", "HEAD^!"], "--results-dir DIR is needed"),
+    (["shard", "1/2", "--results-dir", "x", "--", "NEW"], "a shard cannot run NEW"),
+    (["shard", "1/2", "--results-dir", "x", "--", "HEAD^!", "-b", "no-such-benchmark"], "nothing to shard"),
+    (["shard-costs", "no-such-results.json"], "no results file"),
+])
+def test_bad_input_is_one_line_and_exit_2(argv, words, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(config.ROOT)
+    for name in [n for engine in engines.ENGINES for n in engine.variables] + ["SLURM_ARRAY_TASK_MIN",
+                                                                              "SLURM_ARRAY_TASK_STEP"]:
+        monkeypatch.delenv(name, raising=False)
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err, err
+    assert not (config.ROOT / "results" / "shard-1").exists() and not (config.ROOT / "x").exists()
+
+
+def test_print_plan_names_every_shards_items_and_seconds(capsys, monkeypatch):
+    monkeypatch.chdir(config.ROOT)
+    assert cli.main(["shard", "2/3", "--print-plan", "--", "HEAD^!", "-b", r"ppl_simple_reg\.time_cpu_op"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("plan ") and "19 parameter sets over 3 shards" in out  # every task of both eager APIs, less func's jacobian
+    assert [line.split(":")[0] for line in out.splitlines() if line.startswith("shard ")] == ["shard 1/3", "shard 2/3",
+                                                                                                "shard 3/3"]
+
+
+# ------------------------------------------------------------------ one run, three engines
+
+needs_valgrind = pytest.mark.skipif(tools.valgrind_unavailable_reason() is not None,
+                                    reason=str(tools.valgrind_unavailable_reason()))
+# Two counted cells (the only valgrind work), their two time cells, and one peak memory.
+SELECTION = (r"^benchmarks\.(Instructions\.track_instructions|ppl_simple_reg\.time_cpu_op|Memory\.peakmem_op)"
+             r"\('ppl_simple_reg(:|', ')(vjp|jvp)(:|', ')autograd'")
+# Shard I of 3 on a different engine each, with the variables that engine sets: every one of them
+# must give the same plan and its own part of it.
+ENGINES = [
+    ("Slurm", dict(SLURM_ARRAY_TASK_ID="1", SLURM_ARRAY_TASK_COUNT="3", SLURM_ARRAY_TASK_MIN="1",
+                   SLURM_ARRAY_TASK_MAX="3", SLURM_ARRAY_TASK_STEP="1"), []),
+    ("GitLab", dict(CI_NODE_INDEX="2", CI_NODE_TOTAL="3"), []),  # 1-based
+    ("Kubernetes", dict(JOB_COMPLETION_INDEX="2"), ["--shards", "3"]),  # 0-based, no count variable
+]
+
+
+@needs_valgrind
+def test_three_shards_merged_equal_one_run(tmp_path, capsys, monkeypatch, unsharded):
+    repo, conf, home, commit, whole = unsharded
+    monkeypatch.setenv("HOME", str(home))
+    for name, value in asv_helpers.TEST_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("FUNCBENCH_INSTRUCTIONS")  # the default (light) selection, which each shard narrows
+    python = sys.executable
+    dirs = []
+    for index, (engine, variables, extra) in enumerate(ENGINES, start=1):
+        with monkeypatch.context() as engine_env:
+            for name, value in variables.items():
+                engine_env.setenv(name, value)
+            dirs.append(tmp_path / f"shard-{index}")
+            argv = ["shard", "auto", *extra, "--results-dir", str(dirs[-1]), "--config", str(conf), "--",
+                    "-E", f"existing:{python}", "--set-commit-hash", commit, "--machine", "box", "--record-samples",
+                    "--bench", SELECTION]
+            assert cli.main(argv) == 0, capsys.readouterr().err
+        manifest = ShardManifest.read(dirs[-1])
+        assert (manifest.shard, manifest.shards) == (index, 3)
+        assert len(manifest.finished) == len(manifest.planned)
+    merged = tmp_path / "merged"
+    assert cli.main(["merge-results", "--into", str(merged), *map(str, dirs)]) == 0, capsys.readouterr().err
+    ours = _measured(merged)
+    assert set(ours) == set(whole) and len(ours) == 6
+    for name, value in whole.items():
+        if "track_instructions" in name:
+            assert ours[name] == value, name  # identical, whichever shard counted it, with whatever else
+
+
+def _measured(results_dir: Path) -> dict:
+    from funcbench import asv_results
+    out = {}
+    for path in sorted((results_dir / "box").glob("*.json")):
+        if path.name == "machine.json":
+            continue
+        for row in asv_results.read_rows(str(results_dir), str(path), "box"):
+            if row.measured:
+                out[row.name] = row.value
+    return out
+
+
+@pytest.fixture(scope="module")
+def unsharded(tmp_path_factory):
+    """One asv run of the selection: the reference the shards must equal."""
+    work = tmp_path_factory.mktemp("shard")
+    repo, home = work / "repo", work / "home"
+    home.mkdir()
+    _, commit = asv_helpers.make_project_repo(repo)
+    conf = asv_helpers.write_conf(work / "asv.conf.json", repo, work)
+    asv_helpers.add_machine(conf, "box", home)
+    counted = "ppl_simple_reg:vjp:autograd,ppl_simple_reg:jvp:autograd"  # both counted in one run, together
+    asv_helpers.asv(conf, "run", "-E", f"existing:{sys.executable}", "--set-commit-hash", commit, "--machine", "box",
+                    "--record-samples", "--bench", SELECTION, home=home,
+                    env={**asv_helpers.TEST_ENV, "FUNCBENCH_INSTRUCTIONS": counted})
+    whole = _measured(work / "results")
+    assert len(whole) == 6, whole
+    return repo, conf, home, commit, whole
