@@ -15,7 +15,7 @@ import os
 import statistics
 import time
 import timeit
-from typing import Callable, List
+from typing import Callable, List, Tuple
 
 import torch
 
@@ -36,17 +36,25 @@ CPU_CLOCK = time.thread_time
 UNSEEN_LIMIT = 0.02
 
 
-def unseen_share(run: Callable[[], object], calls: int = 3) -> float:
-    """The share of ``calls`` calls' CPU time that the calling thread's clock does not see: work
-    on other threads (or their spin-waits) and in child processes."""
-    before = time.thread_time(), time.process_time(), os.times()
+def cpu_usage() -> Tuple[float, float]:
+    """(the calling thread's CPU seconds, the process's and its reaped children's)."""
+    times = os.times()
+    return time.thread_time(), time.process_time() + times.children_user + times.children_system
+
+
+def unseen_between(before: Tuple[float, float], after: Tuple[float, float]) -> float:
+    """The share of the CPU time spent between two ``cpu_usage()`` readings that the calling
+    thread's clock does not see: work on other threads (or their spin-waits) and in child processes."""
+    thread, total = after[0] - before[0], after[1] - before[1]
+    return max(0.0, 1.0 - thread / total) if total > 0 else 0.0
+
+
+def unseen_share(run: Callable[[], object], calls: int = 1) -> float:
+    """unseen_between around ``calls`` calls of ``run``."""
+    before = cpu_usage()
     for _ in range(calls):
         run()
-    after = time.thread_time(), time.process_time(), os.times()
-    thread = after[0] - before[0]
-    children = (after[2].children_user + after[2].children_system) - (before[2].children_user + before[2].children_system)
-    total = after[1] - before[1] + children
-    return max(0.0, 1.0 - thread / total) if total > 0 else 0.0
+    return unseen_between(before, cpu_usage())
 
 
 def time_calls(run: Callable[[], object], num_iters: int, device, clock: Callable[[], float] = None) -> List[float]:

@@ -35,7 +35,7 @@ def test_work_on_another_thread_is_unseen_and_such_an_op_is_refused(monkeypatch)
     assert timing.unseen_share(lambda: injection.spin(200_000)) < timing.UNSEEN_LIMIT
     assert timing.unseen_share(op_on_another_thread) > 0.5
     prepared.forget()
-    monkeypatch.setattr(timing, "unseen_share", lambda run, calls=3: 0.4)  # as op_on_another_thread measures
+    monkeypatch.setattr(timing, "unseen_between", lambda before, after: 0.4)  # as op_on_another_thread measures
     with pytest.raises(NotImplementedError, match="40% of the op's CPU time is spent outside the calling thread"):
         prepared.prepared(CELL, "small", "cpu", RunSettings(), "cpu")
     prepared.prepared(CELL, "small", "cpu", RunSettings(clock_setting="wall,cpu"), "time")  # the wall clock sees it
