@@ -16,7 +16,7 @@ from typing import List, Optional, Sequence
 
 import torch
 
-from . import asv_results, config, engines, environment, interleave, merge, registry, shard, tools
+from . import asv_results, config, engines, environment, interleave, merge, policy, registry, shard, tools
 from .asv_driver import Asv, AsvError
 from .config import ORIGINAL_PRESET, PRESETS, UnknownName
 from .measurement import CLOCK_WORDS, METRICS, TIME_METRICS, Measurement
@@ -48,6 +48,12 @@ class Parser(argparse.ArgumentParser):
 
 
 def cmd_list(args) -> int:
+    if args.asv_bench:
+        try:
+            print(policy.selection_regex(config.RunSettings.from_environ()))
+        except config.SettingError as error:
+            raise UsageError(str(error)) from None
+        return 0
     print(f"presets: {', '.join(PRESETS)} ({ORIGINAL_PRESET} = the original sizes)")
     print(f"apis: {', '.join(APIS)}")
     for model in MODELS:
@@ -392,7 +398,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="funcbench", description="Benchmarks of torch.autograd.functional and torch.func.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
-    commands.add_parser("list", help="models, presets, tasks per model and API, and what is unavailable")
+    listing = commands.add_parser("list", help="models, presets, tasks per model and API, and what is unavailable")
+    listing.add_argument("--asv-bench", action="store_true",
+                         help="instead: the asv --bench regex that leaves out what this run's FUNCBENCH_* settings "
+                              "make n/a by params alone (another device, an unused clock): the same results, sooner")
 
     run = commands.add_parser("run", help="time every selected (model, task, API) and print the report")
     run.add_argument("--output", help="also write the markdown report to this file")

@@ -94,6 +94,20 @@ def tier_policy(model: str) -> dict:
     return dict(TIER_POLICIES[registry.model_spec(model).tier])
 
 
+def selection_regex(run: config.RunSettings) -> str:
+    """An asv --bench regex that leaves out the parameter sets this run's settings make n/a by
+    their params alone: another device kind, and the time methods of a clock the run does not
+    use. asv starts a process for every selected parameter set in every round, n/a or not (about
+    50 ms each; some 1,800 of them in the default suite), and stores an unselected one as NaN,
+    as it does a skipped one: the results are the same, sooner."""
+    others = [kind for kind in DEVICE_KINDS if kind != run.device_kind]
+    idle = sorted(m for m, metric in METHOD_METRICS.items() if metric in ("time", "cpu")
+                  and {"time": "wall", "cpu": "cpu"}[metric] not in run.clocks)
+    device = f"(?!.*'({'|'.join(others)})'\\)$)" if others else ""
+    methods = f"(?!benchmarks\\.\\w+\\.({'|'.join(idle)})\\()" if idle else ""
+    return f"^{methods}{device}"
+
+
 # The metric each benchmark method measures (registry.why_not's ``metric``): what makes a parameter
 # set n/a, for the suite's setups and for planning shards alike.
 METHOD_METRICS = {"time_op": "time", "time_compiled_op": "time", "time_cpu_op": "cpu", "time_cpu_compiled_op": "cpu",
