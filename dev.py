@@ -10,6 +10,7 @@ ends in one line that names the step and what to do about it (never a hang, neve
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -175,30 +176,63 @@ def _timed(*cmd) -> int:
     return code
 
 
+MAIN_JOB_S = 900  # the main job's whole time on 2 cores, install included, whatever the suite grows into
+PUBLISH_S = 60  # kept for asv publish and what follows the runs
+STARTED = time.monotonic()
+
+
+def _plan_runs(revision: str) -> list:
+    """[(name, --bench regexes)] of the asv runs that fit in what is left of MAIN_JOB_S, by
+    `funcbench main-job` (the committed cost table, scaled to this machine); prints what is
+    left out and the command that runs it. Without a plan: the whole selection in one run."""
+    seconds_left = MAIN_JOB_S - (time.monotonic() - STARTED) - PUBLISH_S
+    try:
+        answer = subprocess.run([str(PYTHON), "-m", "funcbench", "main-job", "--seconds-left", f"{seconds_left:.0f}"],
+                                cwd=ROOT, capture_output=True, text=True, timeout=300)
+        plan = json.loads(answer.stdout) if answer.returncode == 0 else None
+    except (subprocess.TimeoutExpired, ValueError):
+        plan = None
+    if plan is None:
+        print("dev.py dashboard: no main-job plan (funcbench main-job failed); running the whole selection", flush=True)
+        selection = subprocess.run([str(PYTHON), "-m", "funcbench", "list", "--asv-bench"], cwd=ROOT,
+                                   capture_output=True, text=True, timeout=300)
+        bench = selection.stdout.strip() if selection.returncode == 0 else ""
+        return [("the whole suite", [bench] if bench else [])]
+    print(f"main job: {seconds_left:.0f} s left for asv runs; this machine runs the cost table's second in "
+          f"{plan['speed']:.2f} s", flush=True)
+    for part in plan["runs"]:
+        print(f"  run: {part['name']}, {part['items']} parameter sets, ~{part['seconds']:.0f} s", flush=True)
+    for part in plan["left_out"]:
+        bench = " ".join(f"--bench '{b}'" for b in part["bench"])
+        print(f"  left out (it does not fit in {MAIN_JOB_S} s here): {part['name']}, ~{part['seconds']:.0f} s; "
+              f"run it: {VENV / 'bin' / 'asv'} run {revision} {bench}", flush=True)
+    return [(part["name"], part["bench"]) for part in plan["runs"]]
+
+
 def dashboard(args) -> None:
     """The default suite (cpu, small: asv.conf.json's matrix) for HEAD, then the dashboard.
 
     The launch method (forkserver) is set in asv.conf.json, so every asv command gets it."""
-    start = time.monotonic()
     if _timed(*ASV, "machine", "--yes"):
         sys.exit("dev.py dashboard: asv machine failed")
     has_parent = subprocess.run(["git", "rev-parse", "-q", "--verify", "HEAD^"], cwd=ROOT,
                                 capture_output=True).returncode == 0
     # HEAD^! is "HEAD only"; a root commit has no HEAD^, and ALL is then that one commit.
+    revision = "HEAD^!" if has_parent else "ALL"
     # No --show-stderr: it prints a skip reason for every n/a combination; asv still names
-    # failures, and --show-stderr tells why. --bench leaves out the parameter sets this run makes
-    # n/a by their params alone (the other device, the clock it does not time with): asv would
-    # start a process for each in every round (~90 s of the run) to record the NaN it records anyway.
-    selection = subprocess.run([str(PYTHON), "-m", "funcbench", "list", "--asv-bench"], cwd=ROOT, capture_output=True,
-                               text=True, timeout=300)
-    bench = ["--bench", selection.stdout.strip()] if selection.returncode == 0 and selection.stdout.strip() else []
-    run_code = _timed(*ASV, "run", "HEAD^!" if has_parent else "ALL", *bench)
+    # failures, and --show-stderr tells why. The --bench regexes leave out the parameter sets this
+    # run makes n/a by their params alone (the other device, the clock it does not time with): asv
+    # would start a process for each in every round (~90 s of the run) to record the NaN it
+    # records anyway. asv adds each run's results to the commit's results file.
+    run_code = 0
+    for _name, bench in _plan_runs(revision):
+        run_code = _timed(*ASV, "run", revision, *[arg for regex in bench for arg in ("--bench", regex)]) or run_code
     # Publish even when some benchmark failed: the dashboard shows which.
     if _timed(*ASV, "publish"):
         sys.exit("dev.py dashboard: asv publish failed")
     print(f"dashboard: {ROOT / 'html' / 'index.html'}")
     print(f"serve it:  {VENV / 'bin' / 'asv'} preview   (from {ROOT})")
-    print(f"dev.py dashboard took {time.monotonic() - start:.0f} s")
+    print(f"dev.py dashboard took {time.monotonic() - STARTED:.0f} s")
     if run_code:
         sys.exit(f"dev.py dashboard: asv run exited {run_code} (some benchmarks failed; see above)")
 

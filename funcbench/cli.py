@@ -5,6 +5,8 @@ Bad input ends in one line on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import logging
 import os
 import platform
@@ -326,8 +328,21 @@ def cmd_shard_costs(args) -> int:
         table = shard.costs_from_results(paths)
     except (OSError, ValueError, KeyError) as error:
         raise UsageError(f"cannot read {', '.join(map(str, paths))}: {error}") from None
-    written = shard.write_costs(table, paths, Path(args.output))
+    written = shard.write_costs(table, paths, Path(args.output), shard.calibration_seconds())
     _stderr(f"funcbench shard-costs: {len(table)} parameter sets, {sum(table.values()):.0f} s in all, written to {written}")
+    return 0
+
+
+def cmd_main_job(args) -> int:
+    """dev.py dashboard's plan: the asv runs that fit in --seconds-left, as JSON on stdout."""
+    try:
+        costs, reference = shard.load_cost_table(Path(args.costs))
+        speed = shard.calibration_seconds() / reference if reference else 1.0
+        runs, left_out = shard.main_job(config.RunSettings.from_environ(), args.seconds_left, costs, speed)
+    except (shard.ShardError, config.SettingError) as error:
+        raise UsageError(str(error)) from None
+    print(json.dumps(dict(speed=round(speed, 3), runs=[dataclasses.asdict(r) for r in runs],
+                          left_out=[dataclasses.asdict(r) for r in left_out])))
     return 0
 
 
@@ -485,11 +500,16 @@ def build_parser() -> argparse.ArgumentParser:
     costs.add_argument("--output", default=str(shard.COSTS), help="where to write it (default: the committed table)")
 
     merge.add_arguments(commands.add_parser("merge-results", help="merge shards' results into one asv results tree"))
+
+    job = commands.add_parser("main-job", help="the asv runs of dev.py dashboard that fit in its time (JSON)")
+    job.add_argument("--seconds-left", type=float, required=True, help="what is left of the main job's time")
+    job.add_argument("--costs", default=str(shard.COSTS), help="the cost table (default: the committed one)")
     return parser
 
 
 COMMANDS = {"list": cmd_list, "run": cmd_run, "compare": cmd_compare, "report": cmd_report,
-            "interleave": cmd_interleave, "shard": cmd_shard, "shard-costs": cmd_shard_costs, "merge-results": merge.run}
+            "interleave": cmd_interleave, "shard": cmd_shard, "shard-costs": cmd_shard_costs, "merge-results": merge.run,
+            "main-job": cmd_main_job}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

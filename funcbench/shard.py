@@ -121,8 +121,14 @@ def items(run: config.RunSettings, bench: Sequence[str] = (), benchmarks=None) -
 
 
 def load_costs(path: Path = COSTS) -> Dict[str, float]:
+    return load_cost_table(path)[0]
+
+
+def load_cost_table(path: Path = COSTS) -> Tuple[Dict[str, float], Optional[float]]:
+    """(seconds per parameter set, the reference machine's calibration seconds or None)."""
     try:
-        return {k: float(v) for k, v in json.loads(Path(path).read_text())["seconds"].items()}
+        data = json.loads(Path(path).read_text())
+        return {k: float(v) for k, v in data["seconds"].items()}, data.get("calibration_s")
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise ShardError(f"cannot read the cost table {path}: {error}") from None
 
@@ -290,8 +296,11 @@ def costs_from_results(paths: Sequence[Path], machine: Optional[str] = None) -> 
         results = Results.load(str(path), machine_name=name)
         rows = asv_results.read_rows(str(path.parent.parent), str(path), name)
         by_benchmark: Dict[str, List[asv_results.Row]] = {}
+        op_seconds: Dict[Cell, float] = {}  # the cell's time per call, by either clock: a one-value class's weight
         for row in rows:
             by_benchmark.setdefault(row.benchmark, []).append(row)
+            if row.method.startswith("time_") and row.measured and row.cell:
+                op_seconds.setdefault(row.cell, row.value)
         setup_cache = sum(v for k, v in results.duration.items() if k.startswith("<setup_cache"))
         for benchmark, group in by_benchmark.items():
             total = results.duration.get(benchmark) or 0.0
@@ -299,7 +308,7 @@ def costs_from_results(paths: Sequence[Path], machine: Optional[str] = None) -> 
                 total += setup_cache
             ran = [r for r in group if r.value is not None and not math.isnan(r.value)]
             idle = len(group) - len(ran)
-            weights = [_weight(benchmark, r) for r in ran]
+            weights = [_weight(benchmark, r, op_seconds) for r in ran]
             share = max(total - idle * FORK_S, 0.0)
             scale = share / sum(weights) if sum(weights) > 0 else 0.0
             for row, weight in zip(ran, weights):
@@ -307,7 +316,7 @@ def costs_from_results(paths: Sequence[Path], machine: Optional[str] = None) -> 
     return out
 
 
-def _weight(benchmark: str, row: "asv_results.Row") -> float:
+def _weight(benchmark: str, row: "asv_results.Row", op_seconds: Dict[Cell, float]) -> float:
     method = benchmark.rsplit(".", 1)[-1]
     if method.startswith("time_"):
         cell = row.cell
@@ -322,13 +331,111 @@ def _weight(benchmark: str, row: "asv_results.Row") -> float:
         return float(row.value) * (1 + COUNTING[tier][1]) + 1e8
     if method == "track_compile_seconds":
         return FORK_S + float(row.value)
-    return 1.0  # one process that builds the model and calls the op a few times
+    # One process that builds the model and calls the op a few times (the checked call and one
+    # more; the cost ratio about 0.3 s of calls more): the op's time says which cells are heavy.
+    op = op_seconds.get(row.cell, 0.01)
+    return FORK_S + 0.2 + 3 * op + (min(0.3, 21 * op) if method == "track_cost_ratio" else 0.0)
 
 
-def write_costs(table: Dict[str, float], sources: Sequence[Path], output: Path = COSTS) -> Path:
+def write_costs(table: Dict[str, float], sources: Sequence[Path], output: Path = COSTS,
+                calibration_s: Optional[float] = None) -> Path:
     data = dict(comment="seconds per asv parameter set, from a reference run; regenerate with "
-                        "`funcbench shard-costs RESULTS_FILE ...` (docs/past-one-machine.md)",
+                        "`funcbench shard-costs RESULTS_FILE ...` on the machine of that run (docs/past-one-machine.md)",
                 sources=[str(s) for s in sources], written=datetime.date.today().isoformat(),
-                seconds=dict(sorted(table.items())))
+                calibration_s=calibration_s, seconds=dict(sorted(table.items())))
     Path(output).write_text(json.dumps(data, indent=1) + "\n")
     return Path(output)
+
+
+# --------------------------------------------------------------------------- main job
+
+# The main job's parts, most wanted first: the times by the run's clocks, the counts, compile
+# seconds, then the one-value metrics. Names the metrics of policy.METHOD_METRICS.
+MAIN_JOB_PARTS = (("time", ("time", "cpu")), ("instruction counts", ("instructions",)),
+                  ("compile seconds", ("compile_seconds",)), ("peak memory and cost ratio", ("memory", "cost_ratio",
+                                                                                           "cuda_memory")))
+ASV_RUN_S = 20.0  # what an asv run spends before its first benchmark (discovery in a fresh process)
+
+
+def calibration_seconds() -> float:
+    """Seconds of a fixed piece of interpreter and torch work on one thread (~11 ms), the best of
+    twenty after a warm-up (one try in four can run 1.5x slower on a shared VM; the best of many
+    short ones stays within ~5 %): how fast this machine is against the one the cost table was
+    measured on."""
+    import timeit
+
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the suite's processes (policy pins one thread)
+    generator = torch.Generator().manual_seed(0)
+    left, right = torch.rand(128, 128, generator=generator), torch.rand(128, 128, generator=generator)
+
+    def work():
+        for _ in range(4000):
+            sum(range(200))
+        for _ in range(150):
+            left @ right
+
+    try:
+        work()
+        return min(timeit.repeat(work, number=1, repeat=20))
+    finally:
+        torch.set_num_threads(threads)
+
+
+@dataclasses.dataclass
+class MainJobPart:
+    name: str
+    bench: List[str]  # asv --bench regexes (asv runs a parameter set that any of them matches)
+    seconds: float  # the estimate on this machine, with the asv run's own start
+    items: int  # parameter sets
+
+
+def main_job(run: config.RunSettings, seconds_left: float, costs: Dict[str, float], speed: float = 1.0,
+             benchmarks=None) -> Tuple[List[MainJobPart], List[MainJobPart]]:
+    """(the asv runs to make, the parts left out): the whole suite this run measures in one asv
+    run where it fits in ``seconds_left``; else its parts, most wanted first, each where it fits
+    in what is left, and of the time benchmarks as many parameter sets as fit (in name order), so
+    that the main job stays within its time whatever the suite grows into. ``speed``: this
+    machine's seconds for one of the cost table's."""
+    work = items(run, benchmarks=benchmarks)
+    known = [costs[i.name] for i in work if i.name in costs]
+    median = statistics.median(known) if known else 1.0
+
+    def cost(item: Item) -> float:
+        return speed * costs.get(item.name, median)
+
+    base = policy.selection_regex(run)
+    parts = []
+    for name, metrics in MAIN_JOB_PARTS:
+        methods = sorted(m for m, metric in policy.METHOD_METRICS.items() if metric in metrics)
+        mine = [i for i in work if policy.METHOD_METRICS.get(i.benchmark.rsplit(".", 1)[-1]) in metrics]
+        if mine:
+            parts.append((MainJobPart(name, [f"{base}(?=benchmarks\\.\\w+\\.({'|'.join(methods)})\\()"],
+                                      ASV_RUN_S + sum(map(cost, mine)), len(mine)), mine))
+    whole = ASV_RUN_S + sum(map(cost, work))
+    if whole <= seconds_left:
+        return [MainJobPart("the whole suite", [base], whole, len(work))], []
+    chosen, left_out = [], []
+    for index, (part, mine) in enumerate(parts):
+        if part.seconds <= seconds_left:
+            chosen.append(part)
+            seconds_left -= part.seconds
+            continue
+        if index == 0:  # the time series are the dashboard: as many parameter sets as fit
+            taken, spent = [], ASV_RUN_S
+            for item in mine:
+                if spent + cost(item) <= seconds_left:
+                    taken.append(item)
+                    spent += cost(item)
+            if taken:
+                chosen.append(MainJobPart(f"{part.name} ({len(taken)} of {len(mine)} parameter sets)",
+                                          [f"^{re.escape(i.name)}$" for i in taken], spent, len(taken)))
+                seconds_left -= spent
+                rest = [i for i in mine if i not in taken]
+                left_out.append(MainJobPart(f"{part.name} (the other {len(rest)})", [f"^{re.escape(i.name)}$" for i in rest],
+                                            ASV_RUN_S + sum(map(cost, rest)), len(rest)))
+                continue
+        left_out.append(part)
+    return chosen, left_out

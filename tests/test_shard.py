@@ -65,6 +65,49 @@ def test_the_committed_cost_table_balances_the_default_suite_over_three_shards()
     assert max(plan.seconds) <= 1.3 * mean
 
 
+def _selected(part, names):
+    return {n for n in names if any(__import__("re").search(regex, n) for regex in part.bench)}
+
+
+def test_main_job_runs_the_whole_selection_where_it_fits_and_the_time_series_first_where_not():
+    work = shard.items(RunSettings(), benchmarks=BENCHMARKS)
+    names = [i.name for i in work]
+    counts, times = names[0], names[1:]
+    costs = {counts: 100.0, **{name: 10.0 for name in times}}  # 140 s of parameter sets
+    whole = shard.ASV_RUN_S + 140
+    runs, left_out = shard.main_job(RunSettings(), whole, costs, benchmarks=BENCHMARKS)
+    assert [r.name for r in runs] == ["the whole suite"] and left_out == [] and runs[0].seconds == whole
+    # the one regex selects what the run measures and nothing of the other device
+    everything = [f"{b}({', '.join(c)})" for b, _, params in BENCHMARKS for c in __import__("itertools").product(*params)]
+    assert _selected(runs[0], everything) >= set(names) and not any("'cuda'" in n for n in _selected(runs[0], everything))
+
+    # twice as slow a machine: the time part (60 s) first, then the counts do not fit (120 > 100 left)
+    runs, left_out = shard.main_job(RunSettings(), whole, costs, speed=2.0, benchmarks=BENCHMARKS)
+    assert [r.name for r in runs] == ["time"] and [r.name for r in left_out] == ["instruction counts"]
+    assert _selected(runs[0], names) == set(times) and _selected(left_out[0], names) == {counts}
+    assert runs[0].seconds == shard.ASV_RUN_S + 80 <= whole
+
+    # too little time for every time parameter set: as many as fit, in name order; the rest named
+    runs, left_out = shard.main_job(RunSettings(), shard.ASV_RUN_S + 25, costs, benchmarks=BENCHMARKS)
+    assert [r.name for r in runs] == ["time (2 of 4 parameter sets)"]
+    assert _selected(runs[0], names) == set(times[:2]) and runs[0].seconds == shard.ASV_RUN_S + 20
+    assert [r.name for r in left_out] == ["time (the other 2)", "instruction counts"]
+    assert _selected(left_out[0], names) == set(times[2:])
+    # every parameter set planned once: run now or named as left out
+    planned = [n for part in runs + left_out for n in _selected(part, names)]
+    assert sorted(planned) == sorted(names)
+
+
+def test_main_job_command_prints_the_plan_as_json(capsys, monkeypatch):
+    monkeypatch.chdir(config.ROOT)
+    assert cli.main(["main-job", "--seconds-left", "100000"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in plan["runs"]] == ["the whole suite"] and plan["left_out"] == []
+    assert plan["runs"][0]["items"] == len(shard.items(RunSettings())) and 0.2 < plan["speed"] < 5
+    assert cli.main(["main-job", "--seconds-left", "100000", "--costs", "no-such-table.json"]) == 2
+    assert "cannot read the cost table" in capsys.readouterr().err
+
+
 def test_asv_run_arguments_are_read_by_asvs_own_parser():
     args = shard.read_run_args(["HEAD^!", "--machine", "box", "-b", "ppl", "--bench=Memory", "--record-samples"])
     assert args.args == ("HEAD^!", "--machine", "box", "--record-samples") and args.bench == ("ppl", "Memory")
