@@ -107,6 +107,10 @@ class _PerCell:
     param_names = policy.CELL_PARAM_NAMES
     version = str(policy.POLICY_VERSION)
     timeout = policy.LONGEST_TIMEOUT
+    metric = ""  # registry.why_not's metric: what the class measures
+
+    def setup(self, cell, preset, device):
+        self.prepared = prepared(Cell.parse(cell), preset, device, RUN, self.metric)
 
 
 EAGER_CELLS = registry.cells(EAGER_APIS, RUN.run_slow_tasks)
@@ -116,20 +120,16 @@ class Memory(_PerCell):
     """Host max RSS of a process after one call of the op (model build included: RSS only grows).
     Eager cells: a compiled cell's process would mostly measure the compiler's footprint."""
     params = policy.cell_params(EAGER_CELLS, MATRIX_PRESETS)
-
-    def setup(self, cell, preset, device):
-        self.sample = prepared(Cell.parse(cell), preset, device, RUN, "memory").sample
+    metric = "memory"
 
     def peakmem_op(self, *params):
-        self.sample()
+        self.prepared.sample()
 
 
 class CostRatio(_PerCell):
     """Op time / no-grad forward time (unit "ratio"), medians measured in one process; eager cells."""
     params = policy.cell_params(EAGER_CELLS, MATRIX_PRESETS)
-
-    def setup(self, cell, preset, device):
-        self.prepared = prepared(Cell.parse(cell), preset, device, RUN, "cost_ratio")
+    metric = "cost_ratio"
 
     def track_cost_ratio(self, *params):
         return cost_ratio.cost_ratio(self.prepared)
@@ -140,9 +140,7 @@ class CostRatio(_PerCell):
 class CudaMemory(_PerCell):
     """torch.cuda.max_memory_allocated over one call; n/a on a CPU device (before any build)."""
     params = policy.cell_params(registry.cells(run_slow_tasks=RUN.run_slow_tasks), MATRIX_PRESETS, devices=["cuda"])
-
-    def setup(self, cell, preset, device):
-        self.prepared = prepared(Cell.parse(cell), preset, device, RUN, "cuda_memory")
+    metric = "cuda_memory"
 
     def track_cuda_peak_memory(self, *params):
         return cuda_memory.cuda_peak_memory(self.prepared)

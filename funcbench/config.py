@@ -38,6 +38,7 @@ def choose(kind: str, name: str, choices: Sequence[str]) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Setting:
+    """One environment variable funcbench reads: the one place its name, default and valid values live."""
     name: str
     default: str
     accepts: str  # what a valid value looks like, for the error message

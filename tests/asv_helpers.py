@@ -76,6 +76,14 @@ def commit_all(repo: Path, message: str) -> str:
     return _git(repo, "rev-parse", "HEAD")
 
 
+def project_workspace(work: Path):
+    """``work``/repo, a copy of the project with two commits, and an empty ``work``/home for asv's
+    machine file: (repo, home, (older commit, newer commit))."""
+    repo, home = work / "repo", work / "home"
+    home.mkdir(parents=True)
+    return repo, home, tuple(make_project_repo(repo))
+
+
 def write_conf(path: Path, repo: Path, work: Path, **overrides) -> Path:
     """This project's conf, with repo/benchmarks/results/html redirected to ``repo`` and ``work``.
 

@@ -41,9 +41,7 @@ def suite(tmp_path_factory):
     if not (os.path.exists(PYTHON_A) and os.path.exists(PYTHON_B)):
         pytest.skip("needs both bin/python and bin/python3 in the venv (two existing environments)")
     work = tmp_path_factory.mktemp("asv-report")
-    repo, home = work / "repo", work / "home"
-    home.mkdir()
-    old, new = asv_helpers.make_project_repo(repo)
+    repo, home, (old, new) = asv_helpers.project_workspace(work)
     # benchmark_dir is relative to the conf file: point it at the repo copy's suite.
     conf = asv_helpers.write_conf(work / "asv.conf.json", repo, work, benchmark_dir=str(repo / "benchmarks"))
     asv_helpers.add_machine(conf, MACHINE, home)
@@ -196,23 +194,16 @@ def test_compare_summary_and_gate_on_time(suite, capsys, tmp_path):
     assert out.splitlines()[0].startswith("| model | task | speedup |")
 
 
-def test_interleave_two_pythons_records_the_pair_and_gates_it(suite, capsys, tmp_path):
+def test_interleave_two_pythons_records_the_pair_and_gates_it(suite, capsys, tmp_path, monkeypatch):
     """`funcbench interleave`: A B B A one-round runs appending samples, the pair recorded as
     interleaved, then the comparison; the same build on both sides passes a 1.5x gate."""
     conf = asv_helpers.write_conf(tmp_path / "asv.conf.json", suite["repo"], tmp_path,
                                   benchmark_dir=str(suite["repo"] / "benchmarks"))
     env = dict(HOME=str(suite["home"]), **asv_helpers.TEST_ENV)
-    old = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
-    try:
-        code, out, err = run_cli(capsys, "interleave", "--before", PYTHON_A, "--after", PYTHON_B, "--rounds", "2",
-                                 "--bench", OLD_BENCH, "--machine", MACHINE, "--config", str(conf), "--fail-above", "1.5")
-    finally:
-        for name, value in old.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code, out, err = run_cli(capsys, "interleave", "--before", PYTHON_A, "--after", PYTHON_B, "--rounds", "2",
+                             "--bench", OLD_BENCH, "--machine", MACHINE, "--config", str(conf), "--fail-above", "1.5")
     assert code == 0, err
     lines = err.splitlines()
     said = lines.index("funcbench interleave: the sides differ in nothing recorded (same environment facts)")

@@ -56,9 +56,7 @@ def items(run):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     work = tmp_path_factory.mktemp("merge")
-    repo, home = work / "repo", work / "home"
-    home.mkdir()
-    old, new = asv_helpers.make_project_repo(repo)
+    repo, home, (old, new) = asv_helpers.project_workspace(work)
     dirs = {}
     for run in ("autograd", "func", "again"):  # one asv run at a time
         dirs[run] = work / "runs" / run

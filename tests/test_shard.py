@@ -208,9 +208,7 @@ def _measured(results_dir: Path) -> dict:
 def unsharded(tmp_path_factory):
     """One asv run of the selection: the reference the shards must equal."""
     work = tmp_path_factory.mktemp("shard")
-    repo, home = work / "repo", work / "home"
-    home.mkdir()
-    _, commit = asv_helpers.make_project_repo(repo)
+    repo, home, (_, commit) = asv_helpers.project_workspace(work)
     conf = asv_helpers.write_conf(work / "asv.conf.json", repo, work)
     asv_helpers.add_machine(conf, "box", home)
     counted = "ppl_simple_reg:vjp:autograd,ppl_simple_reg:jvp:autograd"  # both counted in one run, together

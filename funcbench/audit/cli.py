@@ -118,12 +118,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if set(parts) & {"fidelity", "noise", "sensitivity", "cost", "interleave"}:
         ws = Workspace(out / "asv", device=args.device, preset=args.preset, machine=MACHINE)
 
+    def timed_run(commit: str, after_side: bool):
+        log(f"asv run of {commit[:8]} (bench: {args.bench or 'whole suite'}), load {load_avg()}")
+        with loaded(after_side=after_side):
+            done = ws.run(commit, args.bench, env=run_env)
+        log(f"  {done.wall_s:.0f} s")
+        return done
+
     run_a = run_b = None
     if "noise" in parts or "cost" in parts:
-        log(f"asv run of {base[:8]} (bench: {args.bench or 'whole suite'}), load {load_avg()}")
-        with loaded(after_side=False):
-            run_a = ws.run(base, args.bench, env=run_env)
-        log(f"  {run_a.wall_s:.0f} s")
+        run_a = timed_run(base, after_side=False)
     if "fidelity" in parts:
         if run_a is None:
             run_a = ws.run(base, args.bench or ["time_op"])
@@ -144,10 +148,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                 summary=stats.clock_summary(rows))
         save()
     if "noise" in parts or "cost" in parts:
-        log(f"asv run of {head[:8]}, load {load_avg()}")
-        with loaded(after_side=True):
-            run_b = ws.run(head, args.bench, env=run_env)
-        log(f"  {run_b.wall_s:.0f} s")
+        run_b = timed_run(head, after_side=True)
         if "fidelity" in report:
             report["fidelity"]["bracketed"] = stats.bracket_fidelity(report["fidelity"]["rows"],
                                                                      asv_results.measured_cells(results_of(head)))

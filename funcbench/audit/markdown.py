@@ -12,16 +12,23 @@ def _ms(seconds) -> str:
     return f"{seconds * 1e3:.3f}" if seconds < 0.01 else f"{seconds * 1e3:.1f}"
 
 
+def _section(title: str, note: str, columns, left: int = 1, text=()) -> list:
+    """A heading, the line saying how it was measured, and a table's head: the first ``left``
+    columns and those named in ``text`` left-aligned, the numbers right-aligned."""
+    align = ["---" if index < left or name in text else "---:" for index, name in enumerate(columns)]
+    return [f"### {title}", "", note, "", "| " + " | ".join(columns) + " |", "|" + "|".join(align) + "|"]
+
+
 def markdown(report: dict) -> str:
     lines = [f"Audit of {report['commit'][:8]} ({report['device']}, preset {report['preset']}), "
              f"started {report['started']}, load at start {report['load_start']}.", ""]
     if "fidelity" in report:
         f = report["fidelity"]
-        lines += ["### Fidelity: asv time_op / torch.utils.benchmark", "",
-                  f"`{f['command']}` (asv run: {f['asv_wall_s']:.0f} s, load {f['load']})", "",
-                  "| cell | tier | asv median (ms) | torch blocked_autorange median (ms) | ratio | overhead (µs) "
-                  "| torch timeit(1) median (ms) | ratio to it | asv samples | load (1 min) |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += _section("Fidelity: asv time_op / torch.utils.benchmark",
+                          f"`{f['command']}` (asv run: {f['asv_wall_s']:.0f} s, load {f['load']})",
+                          ["cell", "tier", "asv median (ms)", "torch blocked_autorange median (ms)", "ratio",
+                           "overhead (µs)", "torch timeit(1) median (ms)", "ratio to it", "asv samples",
+                           "load (1 min)"], left=2)
         for r in sorted(f["rows"], key=lambda r: (r["tier"], r["cell"])):
             lines.append(f"| {r['cell']} | {r['tier']} | {_ms(r['asv_s'])} | {_ms(r['torch_s'])} | "
                          f"{r['ratio']:.3f} | {r['overhead_us']:+.0f} | {_ms(r['torch_single_s'])} | "
@@ -54,10 +61,9 @@ def markdown(report: dict) -> str:
                   f"{'every run' if load['sides'] == 'both' else 'the after side runs only'}.", ""]
     if "clocks" in report:
         c = report["clocks"]
-        lines += ["### Clocks: the calling thread's CPU time / wall time, per call", "",
-                  f"`{c['command']}` (load {c['load']})", "",
-                  "| cell | tier | wall median (ms) | CPU median (ms) | CPU / wall (median per call) | CPU outside the "
-                  "thread | calls |", "|---|---|---:|---:|---:|---:|---:|"]
+        lines += _section("Clocks: the calling thread's CPU time / wall time, per call", f"`{c['command']}` (load {c['load']})",
+                          ["cell", "tier", "wall median (ms)", "CPU median (ms)", "CPU / wall (median per call)",
+                           "CPU outside the thread", "calls"], left=2)
         for r in sorted(c["rows"], key=lambda r: -r["wall_s"]):
             lines.append(f"| {r['cell']} | {r['tier']} | {_ms(r['wall_s'])} | {_ms(r['cpu_s'])} | {r['ratio']:.4f} | "
                          f"{r['unseen']:.2%} | {r['calls']} |")
@@ -68,10 +74,10 @@ def markdown(report: dict) -> str:
                   f"sub-ms cells: {s['cells_sub_ms']} (range {small}).", ""]
     if "noise" in report:
         n = report["noise"]
-        lines += [f"### Noise: same code run twice, `asv compare --factor {n.get('factor', 1.1)}`", "",
-                  f"`{n['command']}` (runs: {n['wall_s'][0]:.0f} s, {n['wall_s'][1]:.0f} s; load {n['load']})", "",
-                  f"| benchmark | compared | false regressions | false improvements | beyond {n.get('factor', 1.1)}× but not significant | not comparable (versions differ) |",
-                  "|---|---:|---:|---:|---:|---:|"]
+        lines += _section(f"Noise: same code run twice, `asv compare --factor {n.get('factor', 1.1)}`",
+                          f"`{n['command']}` (runs: {n['wall_s'][0]:.0f} s, {n['wall_s'][1]:.0f} s; load {n['load']})",
+                          ["benchmark", "compared", "false regressions", "false improvements",
+                           f"beyond {n.get('factor', 1.1)}× but not significant", "not comparable (versions differ)"])
         for method, c in sorted(n["summary"].items()):
             lines.append(f"| {method} | {c['compared']} | {c['false_regressions']} | {c['false_improvements']} | "
                          f"{c['not_significant_beyond_factor']} | {c['not_comparable']} |")
@@ -90,11 +96,10 @@ def markdown(report: dict) -> str:
         lines.append("")
     if "interleave" in report:
         i = report["interleave"]
-        lines += ["### One torch build twice as two existing environments: separate runs vs `funcbench interleave`", "",
-                  f"`{i['command']}`", "",
-                  "| runs | clock | rows | significant (asv's test) | significant beyond the factor | any beyond 1.03× "
-                  "| any beyond 1.05× | largest | median abs change | load |",
-                  "|---|---|---:|---:|---:|---:|---:|---|---:|---|"]
+        lines += _section("One torch build twice as two existing environments: separate runs vs `funcbench interleave`",
+                          f"`{i['command']}`", ["runs", "clock", "rows", "significant (asv's test)",
+                                                "significant beyond the factor", "any beyond 1.03×", "any beyond 1.05×",
+                                                "largest", "median abs change", "load"], left=2, text=("largest", "load"))
         for label in ("separate", "interleaved"):
             entry = i.get(label) or {}
             for metric in ("cpu", "time"):
@@ -115,11 +120,11 @@ def markdown(report: dict) -> str:
         method, factor = s.get("method", "time_op"), s.get("compare_factor", 1.1)
         unit, show = ("instructions", _count) if method == "track_instructions" else ("ms", _ms)
         gate = s.get("gate")
-        gate_head = f" `funcbench compare --fail-above {gate}` failed |" if gate else ""
-        lines += [f"### Sensitivity: injected work vs base, {method}, `asv compare --factor {factor}`", "",
-                  f"`{s['command']}` (load {s['load']})", "",
-                  f"| cell | factor | asv flagged |{gate_head} asv ratios | base ({unit}) | load (1 min) |",
-                  "|---|---:|---:|" + ("---:|" if gate else "") + "---|---|---|"]
+        gated = [f"`funcbench compare --fail-above {gate}` failed"] if gate else []
+        lines += _section(f"Sensitivity: injected work vs base, {method}, `asv compare --factor {factor}`",
+                          f"`{s['command']}` (load {s['load']})",
+                          ["cell", "factor", "asv flagged", *gated, "asv ratios", f"base ({unit})", "load (1 min)"],
+                          text=("asv ratios", f"base ({unit})", "load (1 min)"))
         for r in s["rows"]:
             control = " (control)" if r["factor"] == 1.0 else ""
             gated = f" {r.get('gated', 0)}/{r['reps']} |" if gate else ""
@@ -130,9 +135,8 @@ def markdown(report: dict) -> str:
                   ", ".join(f"{c}: {v}" for c, v in s["smallest_reliable"].items()), ""]
     if "cost" in report:
         c = report["cost"]
-        lines += ["### Cost", "", f"`{c['command']}`", "",
-                  "| run | wall (s) | in benchmark processes (s) | timed samples (s) | outside samples | load |",
-                  "|---|---:|---:|---:|---:|---|"]
+        lines += _section("Cost", f"`{c['command']}`", ["run", "wall (s)", "in benchmark processes (s)",
+                                                         "timed samples (s)", "outside samples", "load"], text=("load",))
         for label, r in c["runs"].items():
             lines.append(f"| {label} | {r['wall_s']:.0f} | {r.get('benchmark_durations_s', float('nan')):.0f} | "
                          f"{r.get('timed_samples_s', float('nan')):.1f} | "
