@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -203,7 +204,7 @@ def _plan_runs(revision: str) -> list:
     for part in plan["runs"]:
         print(f"  run: {part['name']}, {part['items']} parameter sets, ~{part['seconds']:.0f} s", flush=True)
     for part in plan["left_out"]:
-        bench = " ".join(f"--bench '{b}'" for b in part["bench"])
+        bench = " ".join(f"--bench {shlex.quote(b)}" for b in part["bench"])
         print(f"  left out (it does not fit in {MAIN_JOB_S} s here): {part['name']}, ~{part['seconds']:.0f} s; "
               f"run it: {VENV / 'bin' / 'asv'} run {revision} {bench}", flush=True)
     return [(part["name"], part["bench"]) for part in plan["runs"]]

@@ -1,7 +1,10 @@
-"""dev.py's install sharing: .venv gets hard links to the asv environment's torch & co."""
+"""dev.py: its install sharing (.venv gets hard links to the asv environment's torch & co.)
+and the main job's plan."""
 from __future__ import annotations
 
 import importlib.util
+import json
+import shlex
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -70,3 +73,32 @@ def test_a_failing_step_is_one_line_naming_it(tmp_path):
 
 def test_dev_links_from_the_env_dir_that_asv_conf_names():
     assert ROOT / load_asv_conf()["env_dir"] == dev.ASV_ENV_DIR
+
+
+def test_main_job_runs_the_planned_parts_and_names_the_rest_with_a_command_that_runs_it(monkeypatch, capsys):
+    regex = r"^(?!.*'(cuda)'\)$)(?=benchmarks\.\w+\.(peakmem_op)\()"  # quotes inside, as policy writes them
+    plan = dict(speed=1.0, runs=[dict(name="time", bench=["^time"], seconds=500.0, items=78)],
+                left_out=[dict(name="peak memory and cost ratio", bench=[regex], seconds=197.0, items=150)])
+    asked = []
+
+    def fake_run(cmd, **kwargs):
+        asked.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, stdout=json.dumps(plan), stderr="")
+
+    monkeypatch.setattr(dev.subprocess, "run", fake_run)
+    assert dev._plan_runs("HEAD^!") == [("time", ["^time"])]
+    budget = float(asked[0][asked[0].index("--seconds-left") + 1])
+    assert 0 < budget <= dev.MAIN_JOB_S - dev.PUBLISH_S
+    left = [line for line in capsys.readouterr().out.splitlines() if "left out" in line][0]
+    command = shlex.split(left.split("run it: ", 1)[1])
+    assert command[1:] == ["run", "HEAD^!", "--bench", regex]  # the shell hands asv the regex unchanged
+
+
+def test_main_job_without_a_plan_runs_the_whole_selection(monkeypatch, capsys):
+    def fake_run(cmd, **kwargs):
+        failed = "main-job" in cmd
+        return subprocess.CompletedProcess(cmd, 2 if failed else 0, stdout="" if failed else "^selection\n", stderr="")
+
+    monkeypatch.setattr(dev.subprocess, "run", fake_run)
+    assert dev._plan_runs("HEAD^!") == [("the whole suite", ["^selection"])]
+    assert "no main-job plan" in capsys.readouterr().out
