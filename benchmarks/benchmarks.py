@@ -1,4 +1,4 @@
-"""asv glue for funcbench: thin classes generated from funcbench.registry; the policy is
+r"""asv glue for funcbench: thin classes generated from funcbench.registry; the policy is
 funcbench.policy, every measurement a funcbench module. Each benchmark method is one line.
 
 Benchmark names say what is measured and never how it is sampled:

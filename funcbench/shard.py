@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from . import asv_results, config, policy, registry
-from .asv_driver import Asv, AsvError, git, private_conf
+from .asv_driver import Asv, AsvError, private_conf
 from .engines import Shard
 from .instructions import COUNTING
 from .registry import Cell
@@ -184,29 +184,34 @@ def _within(path: Path, folder: Path) -> bool:
 
 
 def _commits(conf: Path, run_args: RunArgs) -> List[str]:
-    """The commits the asv run is asked for, as every shard reads them (NEW and EXISTING depend
-    on a results folder, each shard's own: refused)."""
-    if run_args.set_commit_hash:
-        return [git("rev-parse", run_args.set_commit_hash, cwd=Path(conf).parent)]
+    """The commits the asv run is asked for, as every shard reads them, from the conf's repository
+    (NEW and EXISTING depend on a results folder, each shard's own: refused)."""
     spec = run_args.range_spec
-    if spec in ("NEW", "EXISTING"):
+    if spec in ("NEW", "EXISTING") and not run_args.set_commit_hash:
         raise ShardError(f"a shard cannot run {spec}: it means 'against this results folder', each shard's own; "
                          f"name the commits (HEAD^!, A..B, HASHFILE:...)")
+    from asv import util
     from asv.config import Config
-    from asv.repo import get_repo
+    from asv.repo import NoSuchNameError, get_repo
 
     asv_conf = Config.load(str(conf))
     repo = get_repo(asv_conf)
-    if spec is None:
-        return sorted({repo.get_hash_from_name(branch) for branch in asv_conf.branches})
-    if spec == "HEAD":
-        return [repo.get_hash_from_name("HEAD")]
-    if spec.startswith("HASHFILE:"):
-        lines = Path(spec[len("HASHFILE:"):]).read_text().split()
-        return [repo.get_hash_from_name(h) for h in lines]
-    if spec == "ALL":
-        return repo.get_new_branch_commits(asv_conf.branches, [])
-    return repo.get_hashes_from_range(spec)
+    try:
+        if run_args.set_commit_hash:
+            return [repo.get_hash_from_name(run_args.set_commit_hash)]
+        if spec is None:
+            return sorted({repo.get_hash_from_name(branch) for branch in asv_conf.branches})
+        if spec == "HEAD":
+            return [repo.get_hash_from_name("HEAD")]
+        if spec.startswith("HASHFILE:"):
+            lines = Path(spec[len("HASHFILE:"):]).read_text().split()
+            return [repo.get_hash_from_name(h) for h in lines]
+        if spec == "ALL":
+            return repo.get_new_branch_commits(asv_conf.branches, [])
+        return repo.get_hashes_from_range(spec)
+    except (NoSuchNameError, util.ProcessError, OSError) as error:
+        asked = run_args.set_commit_hash or spec or "the conf's branches"
+        raise ShardError(f"no commits for {asked} in {asv_conf.repo}: {str(error).splitlines()[0]}") from None
 
 
 def finished_items(results_dir: Path, machine: str, planned: Sequence[Item]) -> List[Tuple[Item, str, str]]:
