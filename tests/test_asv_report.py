@@ -196,14 +196,16 @@ def test_compare_summary_and_gate_on_time(suite, capsys, tmp_path):
 
 def test_interleave_two_pythons_records_the_pair_and_gates_it(suite, capsys, tmp_path, monkeypatch):
     """`funcbench interleave`: A B B A one-round runs appending samples, the pair recorded as
-    interleaved, then the comparison; the same build on both sides passes a 1.5x gate."""
+    interleaved, then the comparison; the same build on both sides passes a 3x gate (a 0.2 ms op's
+    wall time on a busy 2-core machine moved identical interleaved sides 1.50x once, and up to
+    2.26x in separate runs: the gate's machinery is what is tested here, not the machine)."""
     conf = asv_helpers.write_conf(tmp_path / "asv.conf.json", suite["repo"], tmp_path,
                                   benchmark_dir=str(suite["repo"] / "benchmarks"))
     env = dict(HOME=str(suite["home"]), **asv_helpers.TEST_ENV)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     code, out, err = run_cli(capsys, "interleave", "--before", PYTHON_A, "--after", PYTHON_B, "--rounds", "2",
-                             "--bench", OLD_BENCH, "--machine", MACHINE, "--config", str(conf), "--fail-above", "1.5")
+                             "--bench", OLD_BENCH, "--machine", MACHINE, "--config", str(conf), "--fail-above", "3")
     assert code == 0, err
     lines = err.splitlines()
     said = lines.index("funcbench interleave: the sides differ in nothing recorded (same environment facts)")
