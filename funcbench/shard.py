@@ -160,11 +160,16 @@ class Plan:
         return "\n".join(lines)
 
 
+def _median_cost(work: Sequence[Item], costs: Dict[str, float]) -> float:
+    """What an item the cost table does not know costs: the median of those it knows."""
+    known = [costs[i.name] for i in work if i.name in costs]
+    return statistics.median(known) if known else 1.0
+
+
 def plan(work: Sequence[Item], count: int, costs: Dict[str, float]) -> Plan:
     """``work`` over ``count`` shards: longest first, each onto the least loaded shard (the lowest
     index among equals); equal costs in name order. Deterministic on every machine."""
-    known = [costs[i.name] for i in work if i.name in costs]
-    median = statistics.median(known) if known else 1.0
+    median = _median_cost(work, costs)
     priced = [(item, costs.get(item.name, median)) for item in work]
     shards: List[List[Tuple[Item, float]]] = [[] for _ in range(count)]
     loads = [0.0] * count
@@ -172,7 +177,7 @@ def plan(work: Sequence[Item], count: int, costs: Dict[str, float]) -> Plan:
         target = min(range(count), key=lambda index: (loads[index], index))
         shards[target].append((item, cost))
         loads[target] += cost
-    return Plan([sorted(shard) for shard in shards], len(priced) - len(known))
+    return Plan([sorted(shard) for shard in shards], sum(item.name not in costs for item in work))
 
 
 # -------------------------------------------------------------------------------- run
@@ -405,8 +410,7 @@ def main_job(run: config.RunSettings, seconds_left: float, costs: Dict[str, floa
     that the main job stays within its time whatever the suite grows into. ``speed``: this
     machine's seconds for one of the cost table's."""
     work = items(run, benchmarks=benchmarks)
-    known = [costs[i.name] for i in work if i.name in costs]
-    median = statistics.median(known) if known else 1.0
+    median = _median_cost(work, costs)
 
     def cost(item: Item) -> float:
         return speed * costs.get(item.name, median)
