@@ -335,10 +335,10 @@ def _weight(benchmark: str, row: "asv_results.Row", op_seconds: Dict[Cell, float
         sampled = sum(row.samples) if row.samples else row.value * (row.stats or {}).get("repeat", 10)
         per_round = FORK_S + attrs["warmup_time"] + 3 * row.value  # the checked call, the warm-up, setup's share
         return attrs["rounds"] * per_round + sampled
-    if method == "track_instructions":  # what valgrind executes for the cell: its instrumented calls, plus
-        cell = row.cell                  # the fork, build and re-instrumentation every counted cell pays
+    if method == "track_instructions":  # what valgrind executes for the cell: every call (checked, warm-up,
+        cell = row.cell                  # settling, counted), plus the fork and build every counted cell pays
         tier = registry.model_spec(cell.model).tier if cell and cell.model in registry.MODELS else "light"
-        return float(row.value) * (1 + COUNTING[tier][1]) + 1e8
+        return float(row.value) * (sum(COUNTING[tier]) + 2) + 1e8
     if method == "track_compile_seconds":
         return FORK_S + float(row.value)
     # One process that builds the model and calls the op a few times (the checked call and one
