@@ -328,8 +328,15 @@ def cmd_shard_costs(args) -> int:
         table = shard.costs_from_results(paths)
     except (OSError, ValueError, KeyError) as error:
         raise UsageError(f"cannot read {', '.join(map(str, paths))}: {error}") from None
-    written = shard.write_costs(table, paths, Path(args.output), shard.calibration_seconds())
-    _stderr(f"funcbench shard-costs: {len(table)} parameter sets, {sum(table.values()):.0f} s in all, written to {written}")
+    if args.update:
+        try:
+            written = shard.update_costs(table, paths, Path(args.output), shard.calibration_seconds())
+        except shard.ShardError as error:
+            raise UsageError(str(error)) from None
+    else:
+        written = shard.write_costs(table, paths, Path(args.output), shard.calibration_seconds())
+    _stderr(f"funcbench shard-costs: {len(table)} parameter sets, {sum(table.values()):.0f} s in all, "
+            f"{'added to' if args.update else 'written to'} {written}")
     return 0
 
 
@@ -498,6 +505,9 @@ def build_parser() -> argparse.ArgumentParser:
     costs.add_argument("results", nargs="+", metavar="RESULTS_FILE",
                        help="asv results files of a reference run (asv run --record-samples)")
     costs.add_argument("--output", default=str(shard.COSTS), help="where to write it (default: the committed table)")
+    costs.add_argument("--update", action="store_true",
+                       help="keep the table's other parameter sets; add or replace only those these files measured "
+                            "(a tier counted apart), rescaled to the table's machine speed")
 
     merge.add_arguments(commands.add_parser("merge-results", help="merge shards' results into one asv results tree"))
 

@@ -77,7 +77,7 @@ def counting_table() -> str:
         cells = len(registry.select([tier]))
         rows.append((f"`{tier}`" + (" (default)" if config.INSTRUCTIONS.default == tier else ""), _models_of(tier),
                      cells, warmup, calls))
-    return _table(("selection", "models", "eager cells", "warm-up calls", "counted calls"), rows)
+    return _table(("selection", "models", "eager cells", "uncounted calls after the checked one", "counted calls"), rows)
 
 
 def apis_table() -> str:

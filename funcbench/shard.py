@@ -335,10 +335,10 @@ def _weight(benchmark: str, row: "asv_results.Row", op_seconds: Dict[Cell, float
         sampled = sum(row.samples) if row.samples else row.value * (row.stats or {}).get("repeat", 10)
         per_round = FORK_S + attrs["warmup_time"] + 3 * row.value  # the checked call, the warm-up, setup's share
         return attrs["rounds"] * per_round + sampled
-    if method == "track_instructions":  # what valgrind executes for the cell: every call (checked, warm-up,
-        cell = row.cell                  # settling, counted), plus the fork and build every counted cell pays
+    if method == "track_instructions":  # what valgrind executes for the cell: every call (checked, uncounted,
+        cell = row.cell                  # counted), plus the fork and build every counted cell pays
         tier = registry.model_spec(cell.model).tier if cell and cell.model in registry.MODELS else "light"
-        return float(row.value) * (sum(COUNTING[tier]) + 2) + 1e8
+        return float(row.value) * (1 + sum(COUNTING[tier])) + 1e8
     if method == "track_compile_seconds":
         return FORK_S + float(row.value)
     # One process that builds the model and calls the op a few times (the checked call and one
@@ -355,6 +355,18 @@ def write_costs(table: Dict[str, float], sources: Sequence[Path], output: Path =
                 calibration_s=calibration_s, seconds=dict(sorted(table.items())))
     Path(output).write_text(json.dumps(data, indent=1) + "\n")
     return Path(output)
+
+
+def update_costs(table: Dict[str, float], sources: Sequence[Path], output: Path = COSTS,
+                 calibration_s: Optional[float] = None) -> Path:
+    """Add (or replace) ``table``'s parameter sets in the cost table at ``output``, keeping its
+    others: a run of a part the reference run left out (a tier counted apart) joins the table.
+    Its seconds are rescaled to the table's machine speed by the two calibrations."""
+    old, old_calibration = load_cost_table(output)
+    scale = old_calibration / calibration_s if old_calibration and calibration_s else 1.0
+    merged = {**old, **{name: round(seconds * scale, 3) for name, seconds in table.items()}}
+    known = json.loads(Path(output).read_text()).get("sources", [])
+    return write_costs(merged, [*known, *map(str, sources)], output, old_calibration or calibration_s)
 
 
 # --------------------------------------------------------------------------- main job

@@ -69,6 +69,18 @@ def _selected(part, names):
     return {n for n in names if any(__import__("re").search(regex, n) for regex in part.bench)}
 
 
+def test_cost_table_update_keeps_the_rest_and_rescales_to_the_tables_machine(tmp_path):
+    table = tmp_path / "costs.json"
+    shard.write_costs({"a": 1.0, "b": 2.0}, [Path("reference.json")], table, calibration_s=0.01)
+    # the added run's machine was twice as slow: its seconds count half on the table's machine
+    shard.update_costs({"b": 4.0, "c": 6.0}, [Path("medium.json")], table, calibration_s=0.02)
+    data = json.loads(table.read_text())
+    assert data["seconds"] == {"a": 1.0, "b": 2.0, "c": 3.0}
+    assert data["calibration_s"] == 0.01 and data["sources"] == ["reference.json", "medium.json"]
+    with pytest.raises(shard.ShardError, match="cannot read the cost table"):
+        shard.update_costs({"c": 1.0}, [], tmp_path / "none.json", 0.01)
+
+
 def test_main_job_runs_the_whole_selection_where_it_fits_and_the_time_series_first_where_not():
     work = shard.items(RunSettings(), benchmarks=BENCHMARKS)
     names = [i.name for i in work]

@@ -9,11 +9,12 @@ shard. (Counted in one process, cells shaped each other's heap: ppl_simple_reg v
 within the light tier against alone.) The worker reads nothing of the request but how many cells
 it holds, so that what it allocates is the same for every request; the child reads its own cell.
 
-Per cell, in its child: build, check, warm up, and one more call to settle the heap after
-``gc.collect()``, all with instrumentation off (cheaper: light cells counted 18 % sooner than with
-an instrumented settling call); then with instrumentation on: a no-op between the collection
-toggles (the baseline, subtracted), and the counted calls, each toggled on and off around exactly
-the op that ``time_op`` times, with garbage collection off as in asv's timeit. The child writes its
+Per cell, in its child: build, check, and the warm-up calls, the last of them after
+``gc.collect()`` to settle the heap, all with instrumentation off (cheaper: light cells counted
+18 % sooner than with an instrumented settling call); then with instrumentation on: a no-op
+between the collection toggles (the baseline, subtracted), and the counted calls, each toggled
+on and off around exactly the op that ``time_op`` times, with garbage collection off as in asv's
+timeit. The child writes its
 CellDumps into the folder and exits; its dumps are ``callgrind.out.<child pid>.<n>``.
 
 Instrumentation is switched on from inside with callgrind's client request, compiled once by the
@@ -72,12 +73,14 @@ def _noop() -> None:
     return None
 
 
-def count_calls(controls: Controls, run: Callable[[], object], calls: int) -> CellDumps:
-    """The baseline and ``calls`` counted calls of ``run`` (dump numbers), garbage collection off."""
+def count_calls(controls: Controls, run: Callable[[], object], calls: int, settle: bool = True) -> CellDumps:
+    """The baseline and ``calls`` counted calls of ``run`` (dump numbers), garbage collection off;
+    ``settle``: one uncounted call first, after the collection."""
     gc.collect()
     gc.disable()  # as asv's timeit: a collection inside a counted call would be noise
     try:
-        run()  # uncounted and uninstrumented: the heap settles after the collection
+        if settle:
+            run()  # uncounted and uninstrumented: the heap settles after the collection
         controls.start()  # instrumented from here on (a no-op when it already is)
         baseline = controls.measure(_noop)
         return CellDumps("", baseline, [controls.measure(run) for _ in range(calls)])
@@ -110,9 +113,9 @@ class Child:
         cell = Cell.parse(wanted.cell)
         case = registry.prepare(*cell, device="cpu", preset=self.request.preset)
         case.run_checked()
-        for _ in range(wanted.warmup):
+        for _ in range(wanted.warmup - 1):
             case.run()
-        counted = count_calls(self.controls, case.run, wanted.calls)
+        counted = count_calls(self.controls, case.run, wanted.calls, settle=wanted.warmup > 0)
         factor = injection.injected_factor(cell, self.request.injection)
         if factor != 1.0:  # TEST-ONLY: the op followed by spin() worth (factor - 1) of its instructions
             baseline = self.total(counted.baseline)

@@ -27,14 +27,14 @@ from ..config import PRESET
 from ..registry import Cell
 from .protocol import RESPONSE, CellRequest, CountRequest, CountResponse, dump_total
 
-# Per tier: (warm-up calls before counting, counted calls), besides the checked call and the
-# settling call. In a medium cell every call valgrind runs costs about the same, instrumented or
-# not (wav2letter vjp: ~50 s; emulating the vectorised kernels is the cost, not counting), so
-# heavier tiers run as few as they can: the checked call warms them up, and one counted call is
-# enough (two differed by <= 0.01 % in wav2letter vjp, jvp and vhp). Light: the 11th call
-# is the first counted one: CPython 3.11 specialises a code object's bytecode after 8 calls,
-# which moved the first counted call by up to 12 %.
-COUNTING = {"light": (8, 3), "medium": (0, 1), "heavy": (0, 1)}
+# Per tier: (uncounted calls after the checked one, the last of them after gc.collect(), counted
+# calls). In a medium cell every call valgrind runs costs about the same, instrumented or not
+# (wav2letter vjp: ~50 s, ~440x its native time: emulating the vectorised kernels is the cost,
+# not counting), so heavier tiers run two calls only: the checked one, their warm-up, and one
+# counted call (two counted calls differed by <= 0.01 % in wav2letter vjp, jvp and vhp). Light:
+# the 11th call is the first counted one: CPython 3.11 specialises a code object's bytecode
+# after 8 calls, which moved the first counted call by up to 12 %.
+COUNTING = {"light": (9, 3), "medium": (0, 1), "heavy": (0, 1)}
 # glibc's tcache and fastbins off: their state depends on the process's history and moved single
 # calls by up to 7 %; the price is ~10 % more instructions in malloc than a default process spends.
 GLIBC_TUNABLES = "glibc.malloc.tcache_count=0:glibc.malloc.mxfast=0"

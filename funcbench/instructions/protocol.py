@@ -16,7 +16,7 @@ SIZE = "cells"  # how many cells the request holds: all the worker reads of it (
 @dataclasses.dataclass(frozen=True)
 class CellRequest:
     cell: str  # model:task:api
-    warmup: int  # uncounted calls before counting
+    warmup: int  # uncounted calls after the checked one, the last after gc.collect() (0: none)
     calls: int  # counted calls
 
 
