@@ -37,9 +37,8 @@ from .asv_driver import Asv, AsvError, private_conf
 from .engines import Shard
 from .instructions import COUNTING
 from .registry import Cell
-from .shard_manifest import MANIFEST, Item, ShardManifest
+from .shard_manifest import COSTS, MANIFEST, Item, ShardManifest, read_cost_table
 
-COSTS = Path(__file__).with_name("shard_costs.json")
 FORK_S = 0.02  # what asv spends on a parameter set's process even when it is n/a (measured: ~19 ms)
 
 
@@ -127,8 +126,7 @@ def load_costs(path: Path = COSTS) -> Dict[str, float]:
 def load_cost_table(path: Path = COSTS) -> Tuple[Dict[str, float], Optional[float]]:
     """(seconds per parameter set, the reference machine's calibration seconds or None)."""
     try:
-        data = json.loads(Path(path).read_text())
-        return {k: float(v) for k, v in data["seconds"].items()}, data.get("calibration_s")
+        return read_cost_table(path)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise ShardError(f"cannot read the cost table {path}: {error}") from None
 

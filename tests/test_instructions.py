@@ -143,6 +143,22 @@ def test_cells_are_dealt_to_two_processes_the_same_way_on_every_machine():
     assert instructions.split([VJP]) == [[VJP]]
 
 
+def test_cells_with_expected_seconds_go_longest_first_to_the_least_loaded_process():
+    a, b, c, d = (Cell("ppl_simple_reg", task, "autograd") for task in ("vjp", "jvp", "vhp", "hvp"))
+    # round-robin would give 4 s and 2 s; longest first: 3 s and 3 s, ties by name
+    assert instructions.split([a, b, c, d], 2, {a: 3.0, b: 1.0, c: 1.0, d: 1.0}) == [[a], [d, b, c]]
+    assert instructions.split([a, b, c, d], 2, {a: 3.0, b: 1.0, c: 1.0, d: 1.0}) == \
+        instructions.split([d, c, b, a], 2, {a: 3.0, b: 1.0, c: 1.0, d: 1.0})  # the order given does not matter
+
+
+def test_expected_seconds_come_from_the_committed_cost_table():
+    from funcbench.instructions.asv_glue import expected_seconds
+    known, unknown = Cell("wav2letter", "vhp", "autograd"), Cell("transformer", "vhp", "autograd")
+    seconds = expected_seconds([known, unknown, VJP], "small")
+    assert seconds[known] > 10 * seconds[VJP] > 0  # a medium cell costs far more than a light one
+    assert seconds[unknown] > 0  # not in the table: the median counted cell
+
+
 def test_the_counting_process_environment_is_the_same_whoever_starts_it(monkeypatch, tmp_path):
     """The environment is on the worker's heap: a caller's HOME or asv's ASV_* paths moved counts."""
     pinned = instructions.child_environment()

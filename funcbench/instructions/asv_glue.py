@@ -3,8 +3,9 @@
 setup (a look-up, n/a with registry.why_not's reason)."""
 from __future__ import annotations
 
+import statistics
 import time
-from typing import Optional
+from typing import Dict, Optional
 
 from .. import config, registry
 from ..registry import Cell
@@ -18,9 +19,23 @@ def count_for_run(run: Optional[config.RunSettings] = None) -> dict:
     started = time.monotonic()
     cells = [c for c in registry.select(run.instructions, run.run_slow_tasks)
              if registry.why_not(c, run.preset, run.device, "instructions", run) is None]
-    counts = count(cells, run.preset, injection=config.get(config.INJECT_SLOWDOWN)) if cells else {}
+    counts = count(cells, run.preset, injection=config.get(config.INJECT_SLOWDOWN),
+                   seconds=expected_seconds(cells, run.preset)) if cells else {}
     return dict(cells={str(c): ({"error": n.error} if n.error else n.per_call) for c, n in counts.items()},
                 seconds=time.monotonic() - started)
+
+
+def expected_seconds(cells, preset: str) -> Optional[Dict[Cell, float]]:
+    """Each cell's counting seconds from the committed cost table (its median counted cell where
+    the table does not know it), to split the cells over the valgrind processes; None without one."""
+    from ..shard_manifest import COUNTED, Item, read_cost_table  # here: the valgrind worker never imports it
+    try:
+        table, _ = read_cost_table()
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    known = [seconds for name, seconds in table.items() if name.startswith(COUNTED + "(")]
+    default = statistics.median(known) if known else 1.0
+    return {c: table.get(Item(COUNTED, (repr(str(c)), repr(preset), repr("cpu"))).name, default) for c in cells}
 
 
 def counted(counts: dict, cell: Cell, preset: str, device: str, run: Optional[config.RunSettings] = None) -> float:
