@@ -38,6 +38,12 @@ COUNTING = {"light": (9, 3), "medium": (0, 1), "heavy": (0, 1)}
 # glibc's tcache and fastbins off: their state depends on the process's history and moved single
 # calls by up to 7 %; the price is ~10 % more instructions in malloc than a default process spends.
 GLIBC_TUNABLES = "glibc.malloc.tcache_count=0:glibc.malloc.mxfast=0"
+# Kernels without fused multiply-add: valgrind runs vfmadd231ps ~300x slower than vmulps+vaddps
+# (20M of them: 47 s against 0.15 s), so AVX2 kernels made counting crawl (one transformer SGEMM,
+# 7 ms native: MKL's AVX2 kernel 30 s under valgrind, its SSE4.2 kernel 0.19 s). ATen's portable
+# kernels, MKL's SSE4.2 ones, oneDNN's AVX ones (AVX has no FMA; its SSE4.1 ones count 66 % more).
+# Counts then follow the portable kernels; a change to torch's AVX2/AVX-512 kernels shows in time.
+NO_FMA = {"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2", "ONEDNN_MAX_CPU_ISA": "AVX"}
 CONTROLS_SOURCE = """#include "callgrind.h"
 void funcbench_start_instrumentation(void) { CALLGRIND_START_INSTRUMENTATION; }
 void funcbench_stop_instrumentation(void) { CALLGRIND_STOP_INSTRUMENTATION; }
@@ -111,7 +117,7 @@ def child_environment() -> Dict[str, str]:
     env = {name: os.environ[name] for name in INHERITED if name in os.environ}
     env.update(PATH="/usr/bin:/bin", HOME=HOME, LC_ALL="C.UTF-8", PYTHONHASHSEED="0", PYTHONSAFEPATH="1",
                GLIBC_TUNABLES=GLIBC_TUNABLES, OMP_NUM_THREADS=str(process.THREADS),
-               MKL_NUM_THREADS=str(process.THREADS))
+               MKL_NUM_THREADS=str(process.THREADS), **NO_FMA)
     return env
 
 
