@@ -29,9 +29,9 @@ from .protocol import RESPONSE, CellRequest, CountRequest, CountResponse, dump_t
 
 # Per tier: (uncounted calls after the checked one, the last of them after gc.collect(), counted
 # calls). In a medium cell every call valgrind runs costs about the same, instrumented or not
-# (wav2letter vjp: ~50 s, ~440x its native time: emulating the vectorised kernels is the cost,
-# not counting), so heavier tiers run two calls only: the checked one, their warm-up, and one
-# counted call (two counted calls differed by <= 0.01 % in wav2letter vjp, jvp and vhp). Light:
+# (wav2letter vjp: ~50 s with AVX2 kernels: emulating the kernels is the cost, not counting),
+# so heavier tiers run two calls only: the checked one, their warm-up, and one counted call (two
+# counted calls differed by <= 0.01 % in wav2letter vjp, jvp and vhp). Light:
 # the 11th call is the first counted one: CPython 3.11 specialises a code object's bytecode
 # after 8 calls, which moved the first counted call by up to 12 %.
 COUNTING = {"light": (9, 3), "medium": (0, 1), "heavy": (0, 1)}
