@@ -120,6 +120,20 @@ def test_main_job_command_prints_the_plan_as_json(capsys, monkeypatch):
     assert "cannot read the cost table" in capsys.readouterr().err
 
 
+def test_main_job_never_plans_faster_than_the_tables_machine(capsys, tmp_path, monkeypatch):
+    """A calibration faster than the table's (another interpreter) planned the whole suite into a
+    main job of 1,082 s; a slower one still scales the plan up."""
+    monkeypatch.chdir(config.ROOT)
+    table = json.loads(shard.COSTS.read_text())
+    speeds = {}
+    for name, reference in (("slow reference", 1000.0), ("fast reference", 1e-9)):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(dict(table, calibration_s=reference)))
+        assert cli.main(["main-job", "--seconds-left", "600", "--costs", str(path)]) == 0
+        speeds[name] = json.loads(capsys.readouterr().out)["speed"]
+    assert speeds["slow reference"] == 1.0 and speeds["fast reference"] > 1000
+
+
 def test_asv_run_arguments_are_read_by_asvs_own_parser():
     args = shard.read_run_args(["HEAD^!", "--machine", "box", "-b", "ppl", "--bench=Memory", "--record-samples"])
     assert args.args == ("HEAD^!", "--machine", "box", "--record-samples") and args.bench == ("ppl", "Memory")
