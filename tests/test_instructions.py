@@ -169,4 +169,9 @@ def test_the_counting_process_environment_is_the_same_whoever_starts_it(monkeypa
     assert instructions.child_environment() == pinned
     assert pinned["HOME"] == "/nonexistent" and pinned["PYTHONHASHSEED"] == "0" and pinned["PYTHONSAFEPATH"] == "1"
     assert set(pinned) - set(instructions.INHERITED) == {"PATH", "HOME", "LC_ALL", "PYTHONHASHSEED", "PYTHONSAFEPATH",
-                                                          "GLIBC_TUNABLES", "OMP_NUM_THREADS", "MKL_NUM_THREADS"}
+                                                          "GLIBC_TUNABLES", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                                          "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS",
+                                                          "ONEDNN_MAX_CPU_ISA"}
+    # kernels without fused multiply-add, which valgrind runs ~300x slower than a multiply and an add
+    assert (pinned["ATEN_CPU_CAPABILITY"], pinned["MKL_ENABLE_INSTRUCTIONS"], pinned["ONEDNN_MAX_CPU_ISA"]) == \
+        ("default", "SSE4_2", "AVX")
