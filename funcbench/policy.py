@@ -22,7 +22,7 @@ POLICY_VERSION = 6
 # Instruction counts' own part of their version: 2 counts each cell in a process forked from a
 # warmed-up worker (1: cells shared a process, which moved a count by up to 4.8 % with its company);
 # 3 settles the heap with instrumentation off (cheaper; moved light counts by up to 0.4 %);
-# 4 runs kernels without fused multiply-add (instructions.parent.NO_FMA; counts moved up to 2x).
+# 4 runs kernels without fused multiply-add (instructions.parent.NO_FMA; counts moved up to 2.2x).
 COUNTS_VERSION = 4
 
 # asv's timing attributes per cost tier. asv reads them from the class, so each model has its
