@@ -26,7 +26,8 @@ VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
 SITE = f"lib/python{sys.version_info.major}.{sys.version_info.minor}/site-packages"
 ASV_ENV_DIR = ROOT / ".asv" / "env"  # asv.conf.json's env_dir
-TOOLS = ["asv==0.6.6", "virtualenv", "pytest", "check-jsonschema"]
+# asv-tachyon: the dashboard's page (funcbench publish; docs/asv-suite.md#the-dashboard).
+TOOLS = ["asv==0.6.6", "asv-tachyon==0.5.8", "virtualenv", "pytest", "check-jsonschema"]
 # The versions the asv matrix pins too (asv.conf.json); pip takes torch/torchvision from local disk here.
 REQUIREMENTS = ["torch==2.14.1", "torchvision==0.29.1", "torchaudio==2.11.0", "scipy", *TOOLS]
 STAMP = VENV / ".funcbench-requirements"
@@ -35,16 +36,10 @@ INSTALL_NEEDS_BYTES = 9e9
 # The asv environment's own tooling, which .venv has in its own version.
 NOT_SHARED = {"pip", "setuptools", "wheel"}
 # Programs the tests run, and the Debian package of each: the dashboard test drives headless
-# Chromium and fetches asv's JavaScript with npm, the instruction-count tests run valgrind,
-# torch.compile's inductor needs a C++ compiler.
-TEST_PROGRAMS = {"chromium": "chromium", "npm": "npm", "valgrind": "valgrind", "g++": "g++"}
-# asv 0.6.6's index.html loads these from CDNs; the dashboard test serves npm's copies (the
-# versions asv names; stupidtable 1.0.1 is not on npm, 1.1.3 is).
-DASHBOARD_JS = ["blueimp-md5@2.19.0", "bootstrap@3.1.1", "flot-orderbars@1.0.0", "flot@0.8.3", "jquery@3.3.1",
-                "stupid-table-plugin@1.1.3"]
-VENDOR_DIR = ROOT / ".asv" / "js-vendor"
+# Chromium, the instruction-count tests run valgrind, torch.compile's inductor needs a C++ compiler.
+TEST_PROGRAMS = {"chromium": "chromium", "valgrind": "valgrind", "g++": "g++"}
 # Seconds a network step may take before it is called failed.
-PIP_STEP_S, APT_UPDATE_S, APT_INSTALL_S, NPM_INSTALL_S = 1800, 600, 900, 300
+PIP_STEP_S, APT_UPDATE_S, APT_INSTALL_S = 1800, 600, 900
 
 
 class StepFailed(Exception):
@@ -115,26 +110,6 @@ def ensure_test_programs() -> None:
         stdout=subprocess.DEVNULL)
 
 
-def fetch_dashboard_js(vendor: Path = VENDOR_DIR) -> Path:
-    """npm-install (once) the JavaScript asv's dashboard loads from CDNs; returns node_modules.
-
-    npm runs in a folder with its own package.json instead of with --prefix, which would also
-    move npm's global configuration to <prefix>/etc/npmrc and drop the system's (on this image,
-    the CA file that makes the registry's certificate trusted)."""
-    modules = vendor / "node_modules"
-    if all((modules / package.rsplit("@", 1)[0] / "package.json").is_file() for package in DASHBOARD_JS):
-        return modules
-    npm = shutil.which("npm")
-    if npm is None:
-        raise StepFailed("fetching the dashboard's JavaScript needs npm; install it: apt-get install -y npm")
-    vendor.mkdir(parents=True, exist_ok=True)
-    (vendor / "package.json").write_text('{"name": "funcbench-dashboard-js", "private": true}\n')
-    run(npm, "install", "--no-audit", "--no-fund", "--no-update-notifier", "--fetch-retries=2",
-        "--fetch-timeout=60000", *DASHBOARD_JS, cwd=vendor, timeout=NPM_INSTALL_S,
-        what="npm install of the dashboard's JavaScript", hint="check that npm reaches its registry (npm config list)")
-    return modules
-
-
 def share_installed(source_site: Path, target_site: Path) -> int:
     """Hard-link the distributions installed in ``source_site`` into ``target_site``; returns
     the number of files linked. Each distribution's RECORD names its files, so pip in the
@@ -182,32 +157,55 @@ PUBLISH_S = 60  # kept for asv publish and what follows the runs
 STARTED = time.monotonic()
 
 
-def _plan_runs(revision: str) -> list:
-    """[(name, --bench regexes)] of the asv runs that fit in what is left of MAIN_JOB_S, by
-    `funcbench main-job` (the committed cost table, scaled to this machine); prints what is
-    left out and the command that runs it. Without a plan: the whole selection in one run."""
+def _left_out_line(part: dict, revision: str) -> str:
+    bench = " ".join(f"--bench {shlex.quote(b)}" for b in part["bench"])
+    return (f"  left out (it does not fit in {MAIN_JOB_S} s here): {part['name']}, ~{part['seconds']:.0f} s; "
+            f"run it: {VENV / 'bin' / 'asv'} run {revision} {bench}")
+
+
+def _plan(done: list) -> "dict | None":
+    """`funcbench main-job`'s plan of the parts not ``done`` in what is left of MAIN_JOB_S (the
+    committed cost table, scaled to this machine), or None where it fails."""
     seconds_left = MAIN_JOB_S - (time.monotonic() - STARTED) - PUBLISH_S
+    command = [str(PYTHON), "-m", "funcbench", "main-job", "--seconds-left", f"{seconds_left:.0f}"]
+    command += [arg for part in done for arg in ("--done", part)]
     try:
-        answer = subprocess.run([str(PYTHON), "-m", "funcbench", "main-job", "--seconds-left", f"{seconds_left:.0f}"],
-                                cwd=ROOT, capture_output=True, text=True, timeout=300)
+        answer = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
         plan = json.loads(answer.stdout) if answer.returncode == 0 else None
     except (subprocess.TimeoutExpired, ValueError):
-        plan = None
+        return None
+    if plan is not None:
+        print(f"main job: {seconds_left:.0f} s left for asv runs; this machine runs the cost table's second in "
+              f"{plan['speed']:.2f} s; plan: " + ("; ".join(f"{r['name']}, {r['items']} parameter sets, "
+                                                             f"~{r['seconds']:.0f} s" for r in plan["runs"]) or "nothing more fits"),
+              flush=True)
+    return plan
+
+
+def _run_planned(revision: str) -> int:
+    """The asv runs of the main job, one at a time, planned again after each with the time
+    really left (the estimates err by 15-20 %); prints what is left out, with the command that
+    runs it. Without a plan: the whole selection in one run. Returns asv's last failing exit."""
+    done, rests, code = [], [], 0
+    plan = _plan(done)
     if plan is None:
         print("dev.py dashboard: no main-job plan (funcbench main-job failed); running the whole selection", flush=True)
         selection = subprocess.run([str(PYTHON), "-m", "funcbench", "list", "--asv-bench"], cwd=ROOT,
                                    capture_output=True, text=True, timeout=300)
         bench = selection.stdout.strip() if selection.returncode == 0 else ""
-        return [("the whole suite", [bench] if bench else [])]
-    print(f"main job: {seconds_left:.0f} s left for asv runs; this machine runs the cost table's second in "
-          f"{plan['speed']:.2f} s", flush=True)
-    for part in plan["runs"]:
-        print(f"  run: {part['name']}, {part['items']} parameter sets, ~{part['seconds']:.0f} s", flush=True)
-    for part in plan["left_out"]:
-        bench = " ".join(f"--bench {shlex.quote(b)}" for b in part["bench"])
-        print(f"  left out (it does not fit in {MAIN_JOB_S} s here): {part['name']}, ~{part['seconds']:.0f} s; "
-              f"run it: {VENV / 'bin' / 'asv'} run {revision} {bench}", flush=True)
-    return [(part["name"], part["bench"]) for part in plan["runs"]]
+        return _timed(*ASV, "run", revision, *(["--bench", bench] if bench else []))
+    while plan is not None and plan["runs"]:
+        part = plan["runs"][0]
+        code = _timed(*ASV, "run", revision, *[arg for regex in part["bench"] for arg in ("--bench", regex)]) or code
+        done.append(part["part"])
+        # what of this part the plan left out (the time series that did not fit) stays left out
+        rests += [p for p in plan["left_out"] if p["part"] == part["part"]]
+        if part["part"] == "the whole suite":
+            return code
+        plan = _plan(done)
+    for part in rests + (plan["left_out"] if plan else []):
+        print(_left_out_line(part, revision), flush=True)
+    return code
 
 
 def dashboard(args) -> None:
@@ -225,14 +223,14 @@ def dashboard(args) -> None:
     # run makes n/a by their params alone (the other device, the clock it does not time with): asv
     # would start a process for each in every round (~90 s of the run) to record the NaN it
     # records anyway. asv adds each run's results to the commit's results file.
-    run_code = 0
-    for _name, bench in _plan_runs(revision):
-        run_code = _timed(*ASV, "run", revision, *[arg for regex in bench for arg in ("--bench", regex)]) or run_code
-    # Publish even when some benchmark failed: the dashboard shows which.
-    if _timed(*ASV, "publish"):
-        sys.exit("dev.py dashboard: asv publish failed")
-    print(f"dashboard: {ROOT / 'html' / 'index.html'}")
-    print(f"serve it:  {VENV / 'bin' / 'asv'} preview   (from {ROOT})")
+    run_code = _run_planned(revision)
+    # Publish even when some benchmark failed: the dashboard shows which. funcbench publish makes
+    # it self-contained (no script from a CDN), so it opens offline.
+    if _timed(PYTHON, "-m", "funcbench", "publish"):
+        sys.exit("dev.py dashboard: funcbench publish failed")
+    print(f"dashboard: {ROOT / 'html' / 'index.html'} (asv's own page: html/asv.html)")
+    print(f"serve it:  {VENV / 'bin' / 'funcbench'} publish --serve   (from {ROOT}; a browser reads "
+          f"the results only from a server, not from file://)")
     print(f"dev.py dashboard took {time.monotonic() - STARTED:.0f} s")
     if run_code:
         sys.exit(f"dev.py dashboard: asv run exited {run_code} (some benchmarks failed; see above)")
@@ -240,7 +238,6 @@ def dashboard(args) -> None:
 
 def test(args) -> None:
     ensure_test_programs()
-    fetch_dashboard_js()
     result = subprocess.run([str(PYTHON), "-m", "pytest", *args.pytest_args], cwd=ROOT)
     if result.returncode == 5:  # pytest collected nothing: a broken suite, not a pass
         print("dev.py test: pytest collected no tests", file=sys.stderr)

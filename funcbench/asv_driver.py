@@ -90,6 +90,7 @@ class Asv:
         settings = config.load_asv_conf(self.conf)
         here = self.conf.parent
         self.results_dir = here / settings.get("results_dir", "results")
+        self.html_dir = here / settings.get("html_dir", "html")
         self.repo = here / settings.get("repo", ".")
 
     def environ(self, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:

@@ -18,7 +18,7 @@ from typing import List, Optional, Sequence
 
 import torch
 
-from . import asv_results, config, engines, environment, interleave, merge, policy, registry, shard, tools
+from . import asv_results, config, dashboard, engines, environment, interleave, merge, policy, registry, shard, tools
 from .asv_driver import Asv, AsvError
 from .config import ORIGINAL_PRESET, PRESETS, UnknownName
 from .measurement import CLOCK_WORDS, METRICS, TIME_METRICS, Measurement
@@ -348,7 +348,8 @@ def cmd_main_job(args) -> int:
         # Debian's 3.11.2 ran it in 0.74 of the table's pyenv 3.11.7 while the whole suite, planned
         # at that speed, took 1.4x the plan (the main job 1,082 s, 1 Dec). Slower machines scale up.
         speed = max(1.0, shard.calibration_seconds() / reference) if reference else 1.0
-        runs, left_out = shard.main_job(config.RunSettings.from_environ(), args.seconds_left, costs, speed)
+        runs, left_out = shard.main_job(config.RunSettings.from_environ(), args.seconds_left, costs, speed,
+                                        done=args.done)
     except (shard.ShardError, config.SettingError) as error:
         raise UsageError(str(error)) from None
     print(json.dumps(dict(speed=round(speed, 3), runs=[dataclasses.asdict(r) for r in runs],
@@ -514,14 +515,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     merge.add_arguments(commands.add_parser("merge-results", help="merge shards' results into one asv results tree"))
 
+    dashboard.add_arguments(commands.add_parser("publish", help="asv publish, then a dashboard that opens with no "
+                                                                "network (asv-tachyon's page and asv's own)"))
+
     job = commands.add_parser("main-job", help="the asv runs of dev.py dashboard that fit in its time (JSON)")
     job.add_argument("--seconds-left", type=float, required=True, help="what is left of the main job's time")
     job.add_argument("--costs", default=str(shard.COSTS), help="the cost table (default: the committed one)")
+    job.add_argument("--done", action="append", default=[], metavar="PART",
+                     help="a part already run (repeatable): the plan is of the others, in the time really left")
     return parser
 
 
 COMMANDS = {"list": cmd_list, "run": cmd_run, "compare": cmd_compare, "report": cmd_report,
             "interleave": cmd_interleave, "shard": cmd_shard, "shard-costs": cmd_shard_costs, "merge-results": merge.run,
+            "publish": dashboard.run,
             "main-job": cmd_main_job}
 
 

@@ -369,11 +369,13 @@ def update_costs(table: Dict[str, float], sources: Sequence[Path], output: Path 
 
 # --------------------------------------------------------------------------- main job
 
-# The main job's parts, most wanted first: the times by the run's clocks, the counts, compile
+# The main job's parts, most wanted first: the counts (the README's headline, a 1 % change seen
+# on a noisy machine: always run, whatever the estimate), the times by the run's clocks, compile
 # seconds, then the one-value metrics. Names the metrics of policy.METHOD_METRICS.
-MAIN_JOB_PARTS = (("time", ("time", "cpu")), ("instruction counts", ("instructions",)),
+MAIN_JOB_PARTS = (("instruction counts", ("instructions",)), ("time", ("time", "cpu")),
                   ("compile seconds", ("compile_seconds",)), ("peak memory and cost ratio", ("memory", "cost_ratio",
                                                                                            "cuda_memory")))
+ALWAYS = "instruction counts"  # planned in even where the estimate says it does not fit
 ASV_RUN_S = 20.0  # what an asv run spends before its first benchmark (discovery in a fresh process)
 
 
@@ -407,18 +409,23 @@ def calibration_seconds() -> float:
 @dataclasses.dataclass
 class MainJobPart:
     name: str
+    part: str  # the MAIN_JOB_PARTS name it belongs to (what dev.py says is done after running it)
     bench: List[str]  # asv --bench regexes (asv runs a parameter set that any of them matches)
     seconds: float  # the estimate on this machine, with the asv run's own start
     items: int  # parameter sets
 
 
 def main_job(run: config.RunSettings, seconds_left: float, costs: Dict[str, float], speed: float = 1.0,
-             benchmarks=None) -> Tuple[List[MainJobPart], List[MainJobPart]]:
-    """(the asv runs to make, the parts left out): the whole suite this run measures in one asv
-    run where it fits in ``seconds_left``; else its parts, most wanted first, each where it fits
-    in what is left, and of the time benchmarks as many parameter sets as fit (in name order), so
-    that the main job stays within its time whatever the suite grows into. ``speed``: this
-    machine's seconds for one of the cost table's."""
+             benchmarks=None, done: Sequence[str] = ()) -> Tuple[List[MainJobPart], List[MainJobPart]]:
+    """(the asv runs to make, the parts left out) of the parts not ``done``: all of them in one
+    asv run where they fit in ``seconds_left``; else each part, most wanted first, where it fits
+    in what is left (the counts always), and of the time benchmarks as many parameter sets as fit
+    (in name order), so that the main job stays within its time whatever the suite grows into.
+    ``speed``: this machine's seconds for one of the cost table's. dev.py asks again after each
+    asv run, with the time really left and the parts it ran as ``done``: estimates err."""
+    unknown = sorted(set(done) - {name for name, _ in MAIN_JOB_PARTS})
+    if unknown:
+        raise ShardError(f"no main-job part {unknown[0]!r} (parts: {', '.join(name for name, _ in MAIN_JOB_PARTS)})")
     work = items(run, benchmarks=benchmarks)
     median = _median_cost(work, costs)
 
@@ -430,30 +437,32 @@ def main_job(run: config.RunSettings, seconds_left: float, costs: Dict[str, floa
     for name, metrics in MAIN_JOB_PARTS:
         methods = sorted(m for m, metric in policy.METHOD_METRICS.items() if metric in metrics)
         mine = [i for i in work if policy.METHOD_METRICS.get(i.benchmark.rsplit(".", 1)[-1]) in metrics]
-        if mine:
-            parts.append((MainJobPart(name, [f"{base}(?=benchmarks\\.\\w+\\.({'|'.join(methods)})\\()"],
+        if mine and name not in done:
+            parts.append((MainJobPart(name, name, [f"{base}(?=benchmarks\\.\\w+\\.({'|'.join(methods)})\\()"],
                                       ASV_RUN_S + sum(map(cost, mine)), len(mine)), mine))
-    whole = ASV_RUN_S + sum(map(cost, work))
-    if whole <= seconds_left:
-        return [MainJobPart("the whole suite", [base], whole, len(work))], []
+    if not done:
+        whole = ASV_RUN_S + sum(map(cost, work))
+        if whole <= seconds_left:
+            return [MainJobPart("the whole suite", "the whole suite", [base], whole, len(work))], []
     chosen, left_out = [], []
-    for index, (part, mine) in enumerate(parts):
-        if part.seconds <= seconds_left:
+    for part, mine in parts:
+        if part.seconds <= seconds_left or part.part == ALWAYS:
             chosen.append(part)
             seconds_left -= part.seconds
             continue
-        if index == 0:  # the time series are the dashboard: as many parameter sets as fit
+        if part.part == "time":  # the time series are the dashboard: as many parameter sets as fit
             taken, spent = [], ASV_RUN_S
             for item in mine:
                 if spent + cost(item) <= seconds_left:
                     taken.append(item)
                     spent += cost(item)
             if taken:
-                chosen.append(MainJobPart(f"{part.name} ({len(taken)} of {len(mine)} parameter sets)",
+                chosen.append(MainJobPart(f"{part.name} ({len(taken)} of {len(mine)} parameter sets)", part.part,
                                           [f"^{re.escape(i.name)}$" for i in taken], spent, len(taken)))
                 seconds_left -= spent
                 rest = [i for i in mine if i not in taken]
-                left_out.append(MainJobPart(f"{part.name} (the other {len(rest)})", [f"^{re.escape(i.name)}$" for i in rest],
+                left_out.append(MainJobPart(f"{part.name} (the other {len(rest)})", part.part,
+                                            [f"^{re.escape(i.name)}$" for i in rest],
                                             ASV_RUN_S + sum(map(cost, rest)), len(rest)))
                 continue
         left_out.append(part)

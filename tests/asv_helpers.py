@@ -136,10 +136,11 @@ def result_files(work: Path, machine: str) -> List[Path]:
 
 
 _SHARED: Dict[str, dict] = {}
+TEST_TAG = "v0.1-test"
 
 
 def shared_suite(base: Path) -> dict:
-    """Once per pytest session: a two-commit repo; results of both commits on machine
+    """Once per pytest session: a two-commit repo (the first tagged TEST_TAG); results of both commits on machine
     ``cpu-box`` (virtualenv, HASHFILE) and of the second on ``gpu-box`` (existing env, as if
     copied from another box), published. Returns the paths, hashes and asv outputs."""
     key = str(base)
@@ -149,6 +150,7 @@ def shared_suite(base: Path) -> dict:
     repo, home = work / "repo", work / "home"
     home.mkdir(parents=True, exist_ok=True)
     commits = make_project_repo(repo)
+    _git(repo, "tag", TEST_TAG, commits[0])  # the dashboard test looks for it on the commit axis
     conf = write_conf(work / "asv.conf.json", repo, work)
     outputs = {}
     for machine in ("cpu-box", "gpu-box"):
@@ -167,55 +169,9 @@ def benchmark_ids(output: str) -> List[str]:
     return re.findall(r"benchmarks\.\w+\.\w+", output)
 
 
-# asv 0.6.6's index.html loads jquery, flot, bootstrap & co. from CDNs; this machine (and CI)
-# reach package registries only, so the browser test serves a copy of the published html with
-# those files taken from npm (dev.py's DASHBOARD_JS). file name in asv's URL -> (npm package, file in it).
-CDN_FILES = {
-    "jquery-3.3.1.min.js": ("jquery@3.3.1", "dist/jquery.min.js"),
-    "jquery.flot.min.js": ("flot@0.8.3", "jquery.flot.js"),
-    "jquery.flot.time.min.js": ("flot@0.8.3", "jquery.flot.time.js"),
-    "jquery.flot.selection.min.js": ("flot@0.8.3", "jquery.flot.selection.js"),
-    "jquery.flot.categories.min.js": ("flot@0.8.3", "jquery.flot.categories.js"),
-    "jquery.flot.orderBars.js": ("flot-orderbars@1.0.0", "js/jquery.flot.orderBars.js"),
-    "stupidtable.min.js": ("stupid-table-plugin@1.1.3", "stupidtable.min.js"),
-    "md5.min.js": ("blueimp-md5@2.19.0", "js/md5.min.js"),
-    "bootstrap.min.js": ("bootstrap@3.1.1", "dist/js/bootstrap.min.js"),
-    "bootstrap.min.css": ("bootstrap@3.1.1", "dist/css/bootstrap.min.css"),
-}
-
-
 def load_dev():
     """dev.py as a module (it sits beside the package, not in it)."""
     spec = importlib.util.spec_from_file_location("funcbench_dev", ROOT / "dev.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def vendor_dashboard_js() -> Path:
-    """npm's copies of the dashboard's JavaScript, fetched by dev.py (once, cached)."""
-    dev = load_dev()
-    try:
-        return dev.fetch_dashboard_js()
-    except dev.StepFailed as error:
-        raise AssertionError(str(error)) from None
-
-
-def offline_html(html: Path, dest: Path) -> Path:
-    """A copy of a published dashboard whose CDN scripts/styles point at local npm copies."""
-    modules = vendor_dashboard_js()
-    shutil.copytree(html, dest)
-    (dest / "vendor").mkdir()
-    index = (dest / "index.html").read_text()
-    for name, (pkg, path) in CDN_FILES.items():
-        shutil.copy(modules / pkg.rsplit("@", 1)[0] / path, dest / "vendor" / name)
-    # Each CDN tag: local URL, and no integrity hash (the npm builds are not the CDN's bytes).
-    def local(tag: re.Match) -> str:
-        text = re.sub(r'\s(integrity|crossorigin|referrerpolicy)="[^"]*"', "", tag.group(0))
-        return re.sub(r'"https://[^"]*/([^"/]+)"', lambda m: f'"vendor/{m.group(1)}"', text)
-    index, count = re.subn(r"<(script|link)\b[^>]*https://[^>]*>", local, index)
-    missing = [n for n in re.findall(r'"vendor/([^"]+)"', index) if n not in CDN_FILES]
-    if missing or count != len(CDN_FILES):
-        raise AssertionError(f"asv's index.html names other CDN files than expected: {missing}, {count}")
-    (dest / "index.html").write_text(index)
-    return dest

@@ -24,6 +24,8 @@ import pytest
 from funcbench import cli
 
 import asv_helpers  # noqa: E402  (tests/asv_helpers.py, the asv suite helpers)
+
+pytestmark = [pytest.mark.slow, pytest.mark.asv]
 pytest.importorskip("asv")
 
 MACHINE = "box"

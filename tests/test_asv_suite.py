@@ -174,6 +174,8 @@ def _results(path):
     return data, {name: dict(zip(columns, row)) for name, row in data["results"].items()}
 
 
+@pytest.mark.slow
+@pytest.mark.asv
 def test_results_json_of_both_commits(asv_run):
     files = result_files(asv_run["work"], "cpu-box")
     assert len(files) == 2, files
@@ -204,6 +206,8 @@ def test_results_json_of_both_commits(asv_run):
     assert benchmarks["benchmarks.CostRatio.track_cost_ratio"]["unit"] == "ratio"
 
 
+@pytest.mark.slow
+@pytest.mark.asv
 def test_published_html(asv_run):
     html = asv_run["work"] / "html"
     assert (html / "index.html").is_file()
@@ -214,12 +218,16 @@ def test_published_html(asv_run):
     assert graphs, "no graph data for benchmarks.ppl_simple_reg.time_op"
 
 
+@pytest.mark.slow
+@pytest.mark.asv
 def test_compare_two_commits(asv_run):
     first, second = asv_run["commits"]
     out = asv(asv_run["conf"], "compare", first, second, "--machine", "cpu-box", home=asv_run["home"])
     assert "ppl_simple_reg.time_op" in out, out
 
 
+@pytest.mark.slow
+@pytest.mark.asv
 def test_results_of_two_boxes_merge_by_copying(asv_run, tmp_path):
     """The recipe of docs/asv-suite.md: each box has its own results/<machine>/; copy them into one results/
     and publish. Here the second box's results come from an existing environment."""
@@ -237,6 +245,8 @@ def test_results_of_two_boxes_merge_by_copying(asv_run, tmp_path):
     assert {"cpu-box", "gpu-box", "box-b"} <= set(index["params"]["machine"])
 
 
+@pytest.mark.slow
+@pytest.mark.asv
 def test_asv_check(asv_run):
     out = asv(asv_run["conf"], "check", "-E", f"existing:{env_python(asv_run['conf'])}", home=asv_run["home"])
     assert "Traceback" not in out, out
@@ -253,6 +263,8 @@ def test_project_conf_is_the_tested_conf():
     pytest.param("FUNCBENCH_DEVICE", "cuda", "funcbench: FUNCBENCH_DEVICE=cuda asked for, but this machine has no "
                  "CUDA device", marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is here")),
 ])
+@pytest.mark.slow
+@pytest.mark.asv
 def test_a_run_that_would_measure_nothing_fails_at_discovery(asv_run, variable, value, words):
     """Every cell n/a would be an empty, green run: asv's discovery stops with one line instead."""
     with pytest.raises(AssertionError) as failed:
@@ -264,6 +276,8 @@ def test_a_run_that_would_measure_nothing_fails_at_discovery(asv_run, variable, 
     assert words in [line.strip() for line in output.splitlines()] and "Traceback" not in output
 
 
+@pytest.mark.slow
+@pytest.mark.asv
 def test_report_and_compare_by_either_clock(asv_run, capsys):
     """The same results by the wall clock (time_op) and the CPU clock (time_cpu_op): one table each,
     the heading says which; no --metric takes the wall clock where it was timed."""

@@ -27,6 +27,8 @@ def _has_two_commits() -> bool:
 
 
 @pytest.mark.skipif(not _has_two_commits(), reason="needs a git checkout with two commits")
+@pytest.mark.slow
+@pytest.mark.asv
 def test_sensitivity_and_fidelity_on_one_cell(tmp_path):
     ws = asv_driver.Workspace(tmp_path / "asv", machine=cli.MACHINE)
     base, head = asv_driver.git_hash("HEAD~1"), asv_driver.git_hash("HEAD")

@@ -22,6 +22,8 @@ needs_compile = pytest.mark.skipif(tools.compile_unavailable_reason() is not Non
 
 
 @needs_compile
+@pytest.mark.slow
+@pytest.mark.compile
 def test_compiled_cell_matches_eager_func_and_refuses_to_recompile():
     case = registry.prepare(*CELL)
     result = case.run_checked()  # compiles, checks against torch.func, forbids recompiles
@@ -34,6 +36,8 @@ def test_compiled_cell_matches_eager_func_and_refuses_to_recompile():
 
 
 @needs_compile
+@pytest.mark.slow
+@pytest.mark.compile
 def test_a_graph_break_is_an_error_never_a_quietly_eager_op():
     forward, params = registry.build("ppl_simple_reg", "cpu", "small", 0)
 
@@ -100,6 +104,8 @@ print(seconds, sorted(os.listdir(run_folder)))
 
 
 @needs_compile
+@pytest.mark.slow
+@pytest.mark.compile
 def test_compile_seconds_are_measured_from_an_empty_cache_of_the_runs_own(tmp_path):
     # A fresh process, as asv's: compiled code also stays in memory for the process's life.
     result = subprocess.run([sys.executable, "-c", COLD_COMPILE, str(tmp_path)], capture_output=True, text=True)
@@ -110,6 +116,9 @@ def test_compile_seconds_are_measured_from_an_empty_cache_of_the_runs_own(tmp_pa
 
 
 @needs_compile
+@pytest.mark.slow
+@pytest.mark.compile
+@pytest.mark.asv
 def test_one_compiled_cell_end_to_end_in_asv(tmp_path):
     """time_op and track_compile_seconds of a default compiled cell, recorded by a real asv run."""
     cell = CELL  # the cheapest default compiled cell (~12 s cold)

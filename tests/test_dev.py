@@ -58,11 +58,6 @@ def test_share_installed_leaves_a_distribution_the_target_has(tmp_path):
     assert not (target / "demo-1.0.dist-info").exists()
 
 
-def test_dev_fetches_the_javascript_the_dashboard_test_serves():
-    from asv_helpers import CDN_FILES
-    assert sorted({package for package, _ in CDN_FILES.values()}) == sorted(dev.DASHBOARD_JS)
-
-
 def test_a_failing_step_is_one_line_naming_it(tmp_path):
     import pytest
     with pytest.raises(dev.StepFailed, match=r"^copying: no result within 1 s; try again$"):
@@ -75,30 +70,50 @@ def test_dev_links_from_the_env_dir_that_asv_conf_names():
     assert ROOT / load_asv_conf()["env_dir"] == dev.ASV_ENV_DIR
 
 
-def test_main_job_runs_the_planned_parts_and_names_the_rest_with_a_command_that_runs_it(monkeypatch, capsys):
+def test_main_job_plans_again_after_each_run_and_names_the_rest_with_a_command_that_runs_it(monkeypatch, capsys):
     regex = r"^(?!.*'(cuda)'\)$)(?=benchmarks\.\w+\.(peakmem_op)\()"  # quotes inside, as policy writes them
-    plan = dict(speed=1.0, runs=[dict(name="time", bench=["^time"], seconds=500.0, items=78)],
-                left_out=[dict(name="peak memory and cost ratio", bench=[regex], seconds=197.0, items=150)])
+    part = lambda name, bench, seconds, of=None: dict(name=name, part=of or name, bench=[bench], seconds=seconds, items=3)
+    plans = [  # what main-job answers to each ask, in turn
+        dict(speed=1.0, runs=[part("instruction counts", "^counts", 180.0), part("time (70 of 78 parameter sets)", "^t1", 400.0, "time")],
+             left_out=[part("time (the other 8)", "^t2", 90.0, "time"), part("peak memory and cost ratio", regex, 197.0)]),
+        dict(speed=1.0, runs=[part("time", "^time", 500.0)], left_out=[part("peak memory and cost ratio", regex, 197.0)]),
+        dict(speed=1.0, runs=[], left_out=[part("peak memory and cost ratio", regex, 197.0)]),
+    ]
     asked = []
 
     def fake_run(cmd, **kwargs):
+        cmd = [str(c) for c in cmd]
         asked.append(cmd)
-        return subprocess.CompletedProcess(cmd, 0, stdout=json.dumps(plan), stderr="")
+        if "main-job" in cmd:
+            return subprocess.CompletedProcess(cmd, 0, stdout=json.dumps(plans.pop(0)), stderr="")
+        return subprocess.CompletedProcess(cmd, 0)
 
     monkeypatch.setattr(dev.subprocess, "run", fake_run)
-    assert dev._plan_runs("HEAD^!") == [("time", ["^time"])]
-    budget = float(asked[0][asked[0].index("--seconds-left") + 1])
+    assert dev._run_planned("HEAD^!") == 0
+    plans_asked = [c for c in asked if "main-job" in c]
+    runs = [c[c.index("run") + 1:] for c in asked if "asv" in c and "main-job" not in c]
+    # one asv run per plan, the first part of each; the next plan knows what ran
+    assert runs == [["HEAD^!", "--bench", "^counts"], ["HEAD^!", "--bench", "^time"]]
+    assert [c[c.index("--seconds-left") + 2:] for c in plans_asked] == [
+        [], ["--done", "instruction counts"], ["--done", "instruction counts", "--done", "time"]]
+    budget = float(plans_asked[0][plans_asked[0].index("--seconds-left") + 1])
     assert 0 < budget <= dev.MAIN_JOB_S - dev.PUBLISH_S
-    left = [line for line in capsys.readouterr().out.splitlines() if "left out" in line][0]
-    command = shlex.split(left.split("run it: ", 1)[1])
+    left = [line for line in capsys.readouterr().out.splitlines() if "left out" in line]
+    assert len(left) == 1 and "peak memory and cost ratio" in left[0]
+    command = shlex.split(left[0].split("run it: ", 1)[1])
     assert command[1:] == ["run", "HEAD^!", "--bench", regex]  # the shell hands asv the regex unchanged
 
 
 def test_main_job_without_a_plan_runs_the_whole_selection(monkeypatch, capsys):
+    asked = []
+
     def fake_run(cmd, **kwargs):
+        cmd = [str(c) for c in cmd]
+        asked.append(cmd)
         failed = "main-job" in cmd
         return subprocess.CompletedProcess(cmd, 2 if failed else 0, stdout="" if failed else "^selection\n", stderr="")
 
     monkeypatch.setattr(dev.subprocess, "run", fake_run)
-    assert dev._plan_runs("HEAD^!") == [("the whole suite", ["^selection"])]
+    assert dev._run_planned("HEAD^!") == 0
     assert "no main-job plan" in capsys.readouterr().out
+    assert asked[-1][-4:] == ["run", "HEAD^!", "--bench", "^selection"]

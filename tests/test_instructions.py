@@ -30,6 +30,8 @@ def two_counts():
 
 
 @needs_valgrind
+@pytest.mark.slow
+@pytest.mark.valgrind
 def test_counts_are_positive_and_two_processes_agree(two_counts):
     first, second, _ = two_counts
     for cell in (VJP, FUNC_VJP):
@@ -40,6 +42,8 @@ def test_counts_are_positive_and_two_processes_agree(two_counts):
 
 
 @needs_valgrind
+@pytest.mark.slow
+@pytest.mark.valgrind
 def test_injected_work_shows_in_counts_and_the_gate_fails_on_it(two_counts, tmp_path, capsys):
     first, _, injected = two_counts
     ratio = injected[FUNC_VJP].per_call / first[FUNC_VJP].per_call
@@ -105,6 +109,9 @@ EXTRA_WORK = ("        logits = X.mm(beta_value)\n",
 
 
 @needs_valgrind
+@pytest.mark.slow
+@pytest.mark.valgrind
+@pytest.mark.asv
 def test_asv_continuous_and_the_instruction_gate_fail_on_a_commit_that_adds_work(tmp_path, capsys):
     work, home = tmp_path / "asv", tmp_path / "home"
     home.mkdir()

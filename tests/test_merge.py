@@ -28,6 +28,8 @@ import asv_helpers  # noqa: E402  (tests/asv_helpers.py)
 pytest.importorskip("asv")
 from asv.results import Results, iter_results  # noqa: E402
 
+pytestmark = [pytest.mark.slow, pytest.mark.asv]
+
 MACHINE = "box"
 PYTHON = str(Path(sys.executable).parent / "python")
 ENV = "existing-py" + PYTHON.replace(os.sep, "_")

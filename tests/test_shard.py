@@ -81,7 +81,7 @@ def test_cost_table_update_keeps_the_rest_and_rescales_to_the_tables_machine(tmp
         shard.update_costs({"c": 1.0}, [], tmp_path / "none.json", 0.01)
 
 
-def test_main_job_runs_the_whole_selection_where_it_fits_and_the_time_series_first_where_not():
+def test_main_job_runs_the_whole_selection_where_it_fits_and_the_counts_then_the_time_series_where_not():
     work = shard.items(RunSettings(), benchmarks=BENCHMARKS)
     names = [i.name for i in work]
     counts, times = names[0], names[1:]
@@ -93,21 +93,28 @@ def test_main_job_runs_the_whole_selection_where_it_fits_and_the_time_series_fir
     everything = [f"{b}({', '.join(c)})" for b, _, params in BENCHMARKS for c in __import__("itertools").product(*params)]
     assert _selected(runs[0], everything) >= set(names) and not any("'cuda'" in n for n in _selected(runs[0], everything))
 
-    # twice as slow a machine: the time part (60 s) first, then the counts do not fit (120 > 100 left)
+    # twice as slow a machine: the counts (220 s) run although they do not fit; then nothing else does
     runs, left_out = shard.main_job(RunSettings(), whole, costs, speed=2.0, benchmarks=BENCHMARKS)
-    assert [r.name for r in runs] == ["time"] and [r.name for r in left_out] == ["instruction counts"]
-    assert _selected(runs[0], names) == set(times) and _selected(left_out[0], names) == {counts}
-    assert runs[0].seconds == shard.ASV_RUN_S + 80 <= whole
+    assert [(r.name, r.part) for r in runs] == [("instruction counts", "instruction counts")]
+    assert [r.name for r in left_out] == ["time"]
+    assert _selected(runs[0], names) == {counts} and _selected(left_out[0], names) == set(times)
+    assert runs[0].seconds == shard.ASV_RUN_S + 200
 
-    # too little time for every time parameter set: as many as fit, in name order; the rest named
-    runs, left_out = shard.main_job(RunSettings(), shard.ASV_RUN_S + 25, costs, benchmarks=BENCHMARKS)
-    assert [r.name for r in runs] == ["time (2 of 4 parameter sets)"]
+    # planned again after the counts ran, with what is really left: as many time parameter sets as
+    # fit, in name order; the rest named
+    runs, left_out = shard.main_job(RunSettings(), shard.ASV_RUN_S + 25, costs, benchmarks=BENCHMARKS,
+                                    done=["instruction counts"])
+    assert [(r.name, r.part) for r in runs] == [("time (2 of 4 parameter sets)", "time")]
     assert _selected(runs[0], names) == set(times[:2]) and runs[0].seconds == shard.ASV_RUN_S + 20
-    assert [r.name for r in left_out] == ["time (the other 2)", "instruction counts"]
+    assert [(r.name, r.part) for r in left_out] == [("time (the other 2)", "time")]
     assert _selected(left_out[0], names) == set(times[2:])
-    # every parameter set planned once: run now or named as left out
+    # every parameter set of the parts not done planned once: run now or named as left out
     planned = [n for part in runs + left_out for n in _selected(part, names)]
-    assert sorted(planned) == sorted(names)
+    assert sorted(planned) == sorted(times)
+    # everything done: nothing to run, nothing left out
+    assert shard.main_job(RunSettings(), 1e6, costs, benchmarks=BENCHMARKS, done=["instruction counts", "time"]) == ([], [])
+    with pytest.raises(shard.ShardError, match="no main-job part 'counts'"):
+        shard.main_job(RunSettings(), 1e6, costs, benchmarks=BENCHMARKS, done=["counts"])
 
 
 def test_main_job_command_prints_the_plan_as_json(capsys, monkeypatch):
@@ -118,6 +125,11 @@ def test_main_job_command_prints_the_plan_as_json(capsys, monkeypatch):
     assert plan["runs"][0]["items"] == len(shard.items(RunSettings())) and 0.2 < plan["speed"] < 5
     assert cli.main(["main-job", "--seconds-left", "100000", "--costs", "no-such-table.json"]) == 2
     assert "cannot read the cost table" in capsys.readouterr().err
+    assert cli.main(["main-job", "--seconds-left", "100000", "--done", "instruction counts", "--done", "time"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert [r["part"] for r in plan["runs"]] == ["compile seconds", "peak memory and cost ratio"]
+    assert cli.main(["main-job", "--seconds-left", "100", "--done", "nothing"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
 
 
 def test_main_job_never_plans_faster_than_the_tables_machine(capsys, tmp_path, monkeypatch):
@@ -189,6 +201,9 @@ ENGINES = [
 
 
 @needs_valgrind
+@pytest.mark.slow
+@pytest.mark.valgrind
+@pytest.mark.asv
 def test_three_shards_merged_equal_one_run(tmp_path, capsys, monkeypatch, unsharded):
     repo, conf, home, commit, whole = unsharded
     monkeypatch.setenv("HOME", str(home))
