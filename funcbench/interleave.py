@@ -22,7 +22,6 @@ import dataclasses
 import datetime
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Callable, ContextManager, List, Optional, Sequence
 
 from . import config, environment
 from .asv_driver import Asv, existing_env_name, git
+from .files import set_aside
 
 MANIFEST = "funcbench-interleaved.json"
 # Every eager cell's time, by the clocks the run times with (FUNCBENCH_CLOCKS; by default the CPU
@@ -109,15 +109,10 @@ def _record(results_dir: Path, machine: str, entry: dict) -> None:
     path.write_text(json.dumps(entries + [entry], indent=2))
 
 
-def _keep_earlier(results_dir: Path, machine: str, commit: str, env_name: str, stamp: str) -> List[str]:
-    """Move a results file the run would replace (or append to) aside, as <name>.<stamp>.bak:
-    nothing recorded is lost, and asv never reads it as a result."""
-    moved = []
-    for path in (Path(results_dir) / machine).glob(f"{commit[:8]}-{env_name}.json"):
-        target = path.with_name(f"{path.name}.{stamp}.bak")
-        shutil.move(str(path), target)
-        moved.append(str(target))
-    return moved
+def _keep_earlier(results_dir: Path, machine: str, commit: str, env_name: str) -> List[str]:
+    """Set a results file the run would replace (or append to) aside as .bak: nothing recorded
+    is lost, and asv never reads it as a result."""
+    return [str(set_aside(path)) for path in (Path(results_dir) / machine).glob(f"{commit[:8]}-{env_name}.json")]
 
 
 def interleave(before: Side, after: Side, asv: Asv, bench: Sequence[str] = DEFAULT_BENCH, rounds: int = 6,
@@ -127,7 +122,6 @@ def interleave(before: Side, after: Side, asv: Asv, bench: Sequence[str] = DEFAU
     (the audit's load) wraps each run of a side; two commits share one run, wrapped as the after side's."""
     around = around or (lambda side: contextlib.nullcontext())
     check_sides(before, after)
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     if before.python:
         commit = git("rev-parse", "HEAD", cwd=asv.repo)  # the suite's commit, as --set-commit-hash
@@ -136,7 +130,7 @@ def interleave(before: Side, after: Side, asv: Asv, bench: Sequence[str] = DEFAU
         pairs = [[(before.commit, env), (after.commit, env)] for env in _matrix_env_names(asv)]
     for pair in pairs:
         for commit, env_name in pair:
-            for moved in _keep_earlier(asv.results_dir, asv.machine, commit, env_name, stamp):
+            for moved in _keep_earlier(asv.results_dir, asv.machine, commit, env_name):
                 log(f"funcbench interleave: kept the earlier results as {moved}")
     if before.python:
         # A B B A A B ...: each side leads as often as it trails, so a steady drift falls on both.

@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from .files import set_aside
 from .shard_manifest import Item, ShardManifest
 
 try:  # asv is no dependency of the package (benchmark environments lack it); only merging needs it
@@ -123,7 +124,8 @@ def merge(into: Path, shard_dirs: Sequence[Path], on_duplicate: str = "refuse",
             name = get_filename(*group)  # where results.save writes: <machine>/<commit[:8]>-<env_name>.json
             path = into / name
             if path.exists() and record.get(name) != (_sha256(path), plan):
-                outcome.kept_as_bak.append(_set_aside(path, log))
+                outcome.kept_as_bak.append(set_aside(path))
+                log(f"kept {path} as {outcome.kept_as_bak[-1].name}: merge-results had not written it")
             results.save(str(into))
             outcome.written.append(path)
             _append_record(into, name, _sha256(path), plan)
@@ -371,17 +373,6 @@ def _unfinished(shards: List[_Shard]) -> List[Unfinished]:
 
 
 # ------------------------------------------------------------------------------ writing
-
-
-def _set_aside(path: Path, log) -> Path:
-    """Rename ``path`` to ``<name>.<UTC time>.bak`` (asv reads only ``*.json``)."""
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    bak, count = path.with_name(f"{path.name}.{stamp}.bak"), 1
-    while bak.exists():
-        bak, count = path.with_name(f"{path.name}.{stamp}-{count}.bak"), count + 1
-    path.rename(bak)
-    log(f"kept {path} as {bak.name}: merge-results had not written it")
-    return bak
 
 
 def _read_record(into: Path) -> Dict[str, Tuple[str, str]]:
