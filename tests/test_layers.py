@@ -7,8 +7,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Lowest first. What a floor holds:
 FLOORS = [
-    ["config", "tools", "tasks", "timing", "environment", "engines", "shard_manifest", "files"],  # settings, machine tools,
-    # task implementations, clocks, environment facts, CI engines' shard variables, the shard contract, files set aside
+    ["config", "tools", "tasks", "timing", "environment", "engines", "shard_manifest", "packing", "files"],  # settings, machine tools,
+    # task implementations, clocks, environment facts, CI engines' shard variables, the shard contract, longest-first packing, files set aside
     ["models"],                                                 # getters
     ["registry"],                                               # the single truth: cells, why_not, builds
     ["measurement", "injection", "compilation"],                # holding values, test-only work, compile cost

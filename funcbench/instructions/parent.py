@@ -24,6 +24,7 @@ from typing import Dict, List, Optional, Sequence
 
 from .. import process, registry
 from ..config import PRESET
+from ..packing import longest_first
 from ..registry import Cell
 from .protocol import RESPONSE, CellRequest, CountRequest, CountResponse, dump_total
 
@@ -130,11 +131,7 @@ def split(cells: Sequence[Cell], groups: int = PROCESSES,
     if not seconds:
         parts = [list(cells[index::groups]) for index in range(groups)]
     else:
-        parts, loads = [[] for _ in range(groups)], [0.0] * groups
-        for cell in sorted(cells, key=lambda c: (-seconds.get(c, 0.0), str(c))):
-            target = min(range(groups), key=lambda index: (loads[index], index))
-            parts[target].append(cell)
-            loads[target] += seconds.get(cell, 0.0)
+        parts = longest_first(cells, groups, cost=lambda c: seconds.get(c, 0.0), order=str)
     return [part for part in parts if part]
 
 
