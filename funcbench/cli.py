@@ -18,7 +18,8 @@ from typing import List, Optional, Sequence
 
 import torch
 
-from . import asv_results, config, dashboard, engines, environment, interleave, merge, policy, registry, shard, tools
+from . import (asv_results, config, cost_table, dashboard, engines, environment, interleave, main_job, merge, policy,
+               reference_costs, registry, shard_plan, shard_run, tools)
 from .asv_driver import Asv, AsvError
 from .config import ORIGINAL_PRESET, PRESETS, UnknownName
 from .measurement import CLOCK_WORDS, METRICS, TIME_METRICS, Measurement
@@ -299,22 +300,22 @@ def _has_rows(selection: str, results_dir: str, metric: str) -> bool:
 
 
 def cmd_shard(args) -> int:
-    """One shard of an asv run (funcbench/shard.py), or every shard's plan with --print-plan."""
+    """One shard of an asv run (funcbench/shard_run.py), or every shard's plan with --print-plan."""
     try:
         spec = engines.shard_spec(args.spec, os.environ, args.shards)
-        run_args = shard.read_run_args(args.asv_args)
-        work = shard.items(config.RunSettings.from_environ(), run_args.bench)
+        run_args = shard_run.read_run_args(args.asv_args)
+        work = shard_plan.items(config.RunSettings.from_environ(), run_args.bench)
         if not work:
             raise UsageError(f"nothing to shard: the asv run's --bench {' '.join(run_args.bench) or '(none)'} selects "
                              f"no parameter set this run measures")
-        the_plan = shard.plan(work, spec.count, shard.load_costs(args.costs))
+        the_plan = shard_plan.plan(work, spec.count, cost_table.read(args.costs)[0])
         if args.print_plan:
             print(the_plan.describe())
             return 0
         if not args.results_dir:
             raise UsageError("--results-dir DIR is needed (a folder of this shard's own, outside asv's results/)")
-        return shard.run(spec, the_plan, run_args, Path(args.results_dir), Path(args.config), log=_stderr)
-    except (engines.ShardSpecError, shard.ShardError, AsvError) as error:
+        return shard_run.run(spec, the_plan, run_args, Path(args.results_dir), Path(args.config), log=_stderr)
+    except (engines.ShardSpecError, shard_run.ShardError, cost_table.CostTableError, AsvError) as error:
         raise UsageError(str(error).splitlines()[0]) from None
 
 
@@ -325,16 +326,16 @@ def cmd_shard_costs(args) -> int:
     if missing:
         raise UsageError(f"no results file {', '.join(missing)}")
     try:
-        table = shard.costs_from_results(paths)
+        table = reference_costs.costs_from_results(paths)
     except (OSError, ValueError, KeyError) as error:
         raise UsageError(f"cannot read {', '.join(map(str, paths))}: {error}") from None
     if args.update:
         try:
-            written = shard.update_costs(table, paths, Path(args.output), shard.calibration_seconds())
-        except shard.ShardError as error:
+            written = cost_table.update(table, paths, Path(args.output), main_job.calibration_seconds())
+        except cost_table.CostTableError as error:
             raise UsageError(str(error)) from None
     else:
-        written = shard.write_costs(table, paths, Path(args.output), shard.calibration_seconds())
+        written = cost_table.write(table, paths, Path(args.output), main_job.calibration_seconds())
     _stderr(f"funcbench shard-costs: {len(table)} parameter sets, {sum(table.values()):.0f} s in all, "
             f"{'added to' if args.update else 'written to'} {written}")
     return 0
@@ -343,14 +344,11 @@ def cmd_shard_costs(args) -> int:
 def cmd_main_job(args) -> int:
     """dev.py dashboard's plan: the asv runs that fit in --seconds-left, as JSON on stdout."""
     try:
-        costs, reference = shard.load_cost_table(Path(args.costs))
-        # Never faster than the table's machine: the calibration is mostly interpreter work, and
-        # Debian's 3.11.2 ran it in 0.74 of the table's pyenv 3.11.7 while the whole suite, planned
-        # at that speed, took 1.4x the plan (the main job 1,082 s, 1 Dec). Slower machines scale up.
-        speed = max(1.0, shard.calibration_seconds() / reference) if reference else 1.0
-        runs, left_out = shard.main_job(config.RunSettings.from_environ(), args.seconds_left, costs, speed,
-                                        done=args.done)
-    except (shard.ShardError, config.SettingError) as error:
+        costs, reference = cost_table.read(Path(args.costs))
+        speed = main_job.machine_speed(reference)
+        runs, left_out = main_job.main_job(config.RunSettings.from_environ(), args.seconds_left, costs, speed,
+                                           done=args.done)
+    except (cost_table.CostTableError, main_job.MainJobError, config.SettingError) as error:
         raise UsageError(str(error)) from None
     print(json.dumps(dict(speed=round(speed, 3), runs=[dataclasses.asdict(r) for r in runs],
                           left_out=[dataclasses.asdict(r) for r in left_out])))
@@ -503,12 +501,12 @@ def build_parser() -> argparse.ArgumentParser:
                                                             "variable (Kubernetes: the Job's completions); elsewhere a check")
     sh.add_argument("--print-plan", action="store_true", help="print every shard's parameter sets and estimated seconds")
     sh.add_argument("--config", default="asv.conf.json", help="asv.conf.json to copy (default ./asv.conf.json)")
-    sh.add_argument("--costs", default=str(shard.COSTS), help="the cost table (default: the committed one)")
+    sh.add_argument("--costs", default=str(cost_table.COSTS), help="the cost table (default: the committed one)")
 
     costs = commands.add_parser("shard-costs", help="regenerate the shard cost table from a reference run")
     costs.add_argument("results", nargs="+", metavar="RESULTS_FILE",
                        help="asv results files of a reference run (asv run --record-samples)")
-    costs.add_argument("--output", default=str(shard.COSTS), help="where to write it (default: the committed table)")
+    costs.add_argument("--output", default=str(cost_table.COSTS), help="where to write it (default: the committed table)")
     costs.add_argument("--update", action="store_true",
                        help="keep the table's other parameter sets; add or replace only those these files measured "
                             "(a tier counted apart), rescaled to the table's machine speed")
@@ -520,7 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     job = commands.add_parser("main-job", help="the asv runs of dev.py dashboard that fit in its time (JSON)")
     job.add_argument("--seconds-left", type=float, required=True, help="what is left of the main job's time")
-    job.add_argument("--costs", default=str(shard.COSTS), help="the cost table (default: the committed one)")
+    job.add_argument("--costs", default=str(cost_table.COSTS), help="the cost table (default: the committed one)")
     job.add_argument("--done", action="append", default=[], metavar="PART",
                      help="a part already run (repeatable): the plan is of the others, in the time really left")
     return parser

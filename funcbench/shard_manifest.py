@@ -12,19 +12,11 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 MANIFEST = "funcbench-shard.json"
 VERSION = 1
-COSTS = Path(__file__).with_name("shard_costs.json")  # the committed cost table (seconds per item)
 COUNTED = "benchmarks.Instructions.track_instructions"  # the benchmark whose items are counted cells
-
-
-def read_cost_table(path: Path = COSTS) -> Tuple[Dict[str, float], Optional[float]]:
-    """(seconds per item name, the reference machine's calibration seconds or None); raises
-    OSError, ValueError, KeyError, TypeError or AttributeError when it cannot be read."""
-    data = json.loads(Path(path).read_text())
-    return {k: float(v) for k, v in data["seconds"].items()}, data.get("calibration_s")
 
 
 @dataclasses.dataclass(frozen=True, order=True)

@@ -7,8 +7,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Lowest first. What a floor holds:
 FLOORS = [
-    ["config", "tools", "tasks", "timing", "environment", "engines", "shard_manifest", "packing", "files"],  # settings, machine tools,
-    # task implementations, clocks, environment facts, CI engines' shard variables, the shard contract, longest-first packing, files set aside
+    ["config", "tools", "tasks", "timing", "environment", "engines", "shard_manifest", "cost_table", "packing",
+     "files"],  # settings, machine tools, task implementations, clocks, environment facts, CI engines' shard
+    # variables, the shard contract, the committed cost table, longest-first packing, files set aside
     ["models"],                                                 # getters
     ["registry"],                                               # the single truth: cells, why_not, builds
     ["measurement", "injection", "compilation"],                # holding values, test-only work, compile cost
@@ -16,7 +17,10 @@ FLOORS = [
     ["prepared", "instructions", "policy"],                     # the prepared op, counts, asv params
     ["cost_ratio", "cuda_memory", "report"],                    # one-value metrics, tables
     ["asv_driver", "asv_results"],                              # the one asv adapter, the one results reader
-    ["interleave", "shard", "merge"],                           # two sides measured together; shards and their merge
+    ["interleave", "shard_plan", "reference_costs", "merge"],   # two sides measured together; the shard plan, the
+    # cost table from a reference run; the shards' merge
+    ["shard_run", "main_job", "dashboard"],                     # one shard's asv run; the main job's plan; the
+    # published dashboard
     ["cli"],                                                    # the command line
     ["audit", "docs", "__main__"],                              # the suite's own measurements, generated docs
 ]

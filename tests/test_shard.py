@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import asv_helpers
-from funcbench import cli, config, engines, shard, tools
+from funcbench import cli, config, cost_table, engines, main_job, shard_plan, shard_run, tools
 from funcbench.config import RunSettings
 from funcbench.shard_manifest import Item, ShardManifest
 
@@ -25,7 +25,7 @@ BENCHMARKS = [  # (name, param names, params as asv writes them): a miniature su
 
 
 def test_items_are_what_the_run_measures_selected_as_asv_selects():
-    found = shard.items(RunSettings(), benchmarks=BENCHMARKS)
+    found = shard_plan.items(RunSettings(), benchmarks=BENCHMARKS)
     names = [item.name for item in found]
     assert names == sorted(names)
     # hessian is no default task of multiheadattn; cuda is not this run's device; resnet18 is not counted by
@@ -37,29 +37,29 @@ def test_items_are_what_the_run_measures_selected_as_asv_selects():
         "benchmarks.multiheadattn.time_cpu_op('multiheadattn', 'vjp', 'autograd', 'small', 'cpu')",
         "benchmarks.multiheadattn.time_cpu_op('multiheadattn', 'vjp', 'func', 'small', 'cpu')"]
     # --bench narrows, matched against name(params) as asv matches it
-    assert [i.name for i in shard.items(RunSettings(), [r"'func'"], BENCHMARKS)] == [names[2], names[4]]
+    assert [i.name for i in shard_plan.items(RunSettings(), [r"'func'"], BENCHMARKS)] == [names[2], names[4]]
     # what one machine lacks never changes the plan: every runner makes the same
-    assert shard.items(RunSettings(), benchmarks=BENCHMARKS) == found
+    assert shard_plan.items(RunSettings(), benchmarks=BENCHMARKS) == found
 
 
 def test_plan_is_longest_first_onto_the_least_loaded_shard_and_deterministic():
     work = [Item(f"b.{c}", ()) for c in "abcdefg"]
     costs = {"b.a": 10, "b.b": 9, "b.c": 8, "b.d": 3, "b.e": 3, "b.f": 1}  # b.g unknown: the median, 5.5
-    plan = shard.plan(work, 3, costs)
+    plan = shard_plan.plan(work, 3, costs)
     # a 10 -> 1, b 9 -> 2, c 8 -> 3, g 5.5 -> 3 (8), d 3 -> 2 (9), e 3 -> 1 (10), f 1 -> 2 (12): equal costs by name
     assert [[i.benchmark for i, _ in s] for s in plan.shards] == [["b.a", "b.e"], ["b.b", "b.d", "b.f"], ["b.c", "b.g"]]
     assert plan.seconds == [13, 13, 13.5] and plan.unknown == 1
-    assert shard.plan(list(reversed(work)), 3, costs).shards == plan.shards  # the order given does not matter
-    assert shard.plan(work, 3, costs).digest == plan.digest
+    assert shard_plan.plan(list(reversed(work)), 3, costs).shards == plan.shards  # the order given does not matter
+    assert shard_plan.plan(work, 3, costs).digest == plan.digest
     every = sorted(i for s in plan.shards for i, _ in s)
     assert every == sorted(work)  # each item in exactly one shard
     assert max(plan.seconds) <= 1.3 * sum(plan.seconds) / 3
-    assert shard.plan(work[:2], 3, costs).shards[2] == []  # more shards than items: an empty shard
+    assert shard_plan.plan(work[:2], 3, costs).shards[2] == []  # more shards than items: an empty shard
 
 
 def test_the_committed_cost_table_balances_the_default_suite_over_three_shards():
-    work = shard.items(RunSettings())
-    plan = shard.plan(work, 3, shard.load_costs())
+    work = shard_plan.items(RunSettings())
+    plan = shard_plan.plan(work, 3, cost_table.read()[0])
     mean = sum(plan.seconds) / 3
     assert plan.unknown == 0, "regenerate the cost table: funcbench shard-costs (docs/past-one-machine.md)"
     assert max(plan.seconds) <= 1.3 * mean
@@ -71,50 +71,50 @@ def _selected(part, names):
 
 def test_cost_table_update_keeps_the_rest_and_rescales_to_the_tables_machine(tmp_path):
     table = tmp_path / "costs.json"
-    shard.write_costs({"a": 1.0, "b": 2.0}, [Path("reference.json")], table, calibration_s=0.01)
+    cost_table.write({"a": 1.0, "b": 2.0}, [Path("reference.json")], table, calibration_s=0.01)
     # the added run's machine was twice as slow: its seconds count half on the table's machine
-    shard.update_costs({"b": 4.0, "c": 6.0}, [Path("medium.json")], table, calibration_s=0.02)
+    cost_table.update({"b": 4.0, "c": 6.0}, [Path("medium.json")], table, calibration_s=0.02)
     data = json.loads(table.read_text())
     assert data["seconds"] == {"a": 1.0, "b": 2.0, "c": 3.0}
     assert data["calibration_s"] == 0.01 and data["sources"] == ["reference.json", "medium.json"]
-    with pytest.raises(shard.ShardError, match="cannot read the cost table"):
-        shard.update_costs({"c": 1.0}, [], tmp_path / "none.json", 0.01)
+    with pytest.raises(cost_table.CostTableError, match="cannot read the cost table"):
+        cost_table.update({"c": 1.0}, [], tmp_path / "none.json", 0.01)
 
 
 def test_main_job_runs_the_whole_selection_where_it_fits_and_the_counts_then_the_time_series_where_not():
-    work = shard.items(RunSettings(), benchmarks=BENCHMARKS)
+    work = shard_plan.items(RunSettings(), benchmarks=BENCHMARKS)
     names = [i.name for i in work]
     counts, times = names[0], names[1:]
     costs = {counts: 100.0, **{name: 10.0 for name in times}}  # 140 s of parameter sets
-    whole = shard.ASV_RUN_S + 140
-    runs, left_out = shard.main_job(RunSettings(), whole, costs, benchmarks=BENCHMARKS)
+    whole = main_job.ASV_RUN_S + 140
+    runs, left_out = main_job.main_job(RunSettings(), whole, costs, benchmarks=BENCHMARKS)
     assert [r.name for r in runs] == ["the whole suite"] and left_out == [] and runs[0].seconds == whole
     # the one regex selects what the run measures and nothing of the other device
     everything = [f"{b}({', '.join(c)})" for b, _, params in BENCHMARKS for c in __import__("itertools").product(*params)]
     assert _selected(runs[0], everything) >= set(names) and not any("'cuda'" in n for n in _selected(runs[0], everything))
 
     # twice as slow a machine: the counts (220 s) run although they do not fit; then nothing else does
-    runs, left_out = shard.main_job(RunSettings(), whole, costs, speed=2.0, benchmarks=BENCHMARKS)
+    runs, left_out = main_job.main_job(RunSettings(), whole, costs, speed=2.0, benchmarks=BENCHMARKS)
     assert [(r.name, r.part) for r in runs] == [("instruction counts", "instruction counts")]
     assert [r.name for r in left_out] == ["time"]
     assert _selected(runs[0], names) == {counts} and _selected(left_out[0], names) == set(times)
-    assert runs[0].seconds == shard.ASV_RUN_S + 200
+    assert runs[0].seconds == main_job.ASV_RUN_S + 200
 
     # planned again after the counts ran, with what is really left: as many time parameter sets as
     # fit, in name order; the rest named
-    runs, left_out = shard.main_job(RunSettings(), shard.ASV_RUN_S + 25, costs, benchmarks=BENCHMARKS,
+    runs, left_out = main_job.main_job(RunSettings(), main_job.ASV_RUN_S + 25, costs, benchmarks=BENCHMARKS,
                                     done=["instruction counts"])
     assert [(r.name, r.part) for r in runs] == [("time (2 of 4 parameter sets)", "time")]
-    assert _selected(runs[0], names) == set(times[:2]) and runs[0].seconds == shard.ASV_RUN_S + 20
+    assert _selected(runs[0], names) == set(times[:2]) and runs[0].seconds == main_job.ASV_RUN_S + 20
     assert [(r.name, r.part) for r in left_out] == [("time (the other 2)", "time")]
     assert _selected(left_out[0], names) == set(times[2:])
     # every parameter set of the parts not done planned once: run now or named as left out
     planned = [n for part in runs + left_out for n in _selected(part, names)]
     assert sorted(planned) == sorted(times)
     # everything done: nothing to run, nothing left out
-    assert shard.main_job(RunSettings(), 1e6, costs, benchmarks=BENCHMARKS, done=["instruction counts", "time"]) == ([], [])
-    with pytest.raises(shard.ShardError, match="no main-job part 'counts'"):
-        shard.main_job(RunSettings(), 1e6, costs, benchmarks=BENCHMARKS, done=["counts"])
+    assert main_job.main_job(RunSettings(), 1e6, costs, benchmarks=BENCHMARKS, done=["instruction counts", "time"]) == ([], [])
+    with pytest.raises(main_job.MainJobError, match="no main-job part 'counts'"):
+        main_job.main_job(RunSettings(), 1e6, costs, benchmarks=BENCHMARKS, done=["counts"])
 
 
 def test_main_job_command_prints_the_plan_as_json(capsys, monkeypatch):
@@ -122,7 +122,7 @@ def test_main_job_command_prints_the_plan_as_json(capsys, monkeypatch):
     assert cli.main(["main-job", "--seconds-left", "100000"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in plan["runs"]] == ["the whole suite"] and plan["left_out"] == []
-    assert plan["runs"][0]["items"] == len(shard.items(RunSettings())) and 0.2 < plan["speed"] < 5
+    assert plan["runs"][0]["items"] == len(shard_plan.items(RunSettings())) and 0.2 < plan["speed"] < 5
     assert cli.main(["main-job", "--seconds-left", "100000", "--costs", "no-such-table.json"]) == 2
     assert "cannot read the cost table" in capsys.readouterr().err
     assert cli.main(["main-job", "--seconds-left", "100000", "--done", "instruction counts", "--done", "time"]) == 0
@@ -136,7 +136,7 @@ def test_main_job_never_plans_faster_than_the_tables_machine(capsys, tmp_path, m
     """A calibration faster than the table's (another interpreter) planned the whole suite into a
     main job of 1,082 s; a slower one still scales the plan up."""
     monkeypatch.chdir(config.ROOT)
-    table = json.loads(shard.COSTS.read_text())
+    table = json.loads(cost_table.COSTS.read_text())
     speeds = {}
     for name, reference in (("slow reference", 1000.0), ("fast reference", 1e-9)):
         path = tmp_path / f"{name}.json"
@@ -147,11 +147,11 @@ def test_main_job_never_plans_faster_than_the_tables_machine(capsys, tmp_path, m
 
 
 def test_asv_run_arguments_are_read_by_asvs_own_parser():
-    args = shard.read_run_args(["HEAD^!", "--machine", "box", "-b", "ppl", "--bench=Memory", "--record-samples"])
+    args = shard_run.read_run_args(["HEAD^!", "--machine", "box", "-b", "ppl", "--bench=Memory", "--record-samples"])
     assert args.args == ("HEAD^!", "--machine", "box", "--record-samples") and args.bench == ("ppl", "Memory")
     assert args.machine == "box" and args.range_spec == "HEAD^!"
-    with pytest.raises(shard.ShardError, match="asv run does not take"):
-        shard.read_run_args(["--no-such-option"])
+    with pytest.raises(shard_run.ShardError, match="asv run does not take"):
+        shard_run.read_run_args(["--no-such-option"])
 
 
 @pytest.mark.parametrize("argv, words", [

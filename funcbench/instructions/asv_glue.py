@@ -3,7 +3,6 @@
 setup (a look-up, n/a with registry.why_not's reason)."""
 from __future__ import annotations
 
-import statistics
 import time
 from typing import Dict, Optional
 
@@ -28,13 +27,13 @@ def count_for_run(run: Optional[config.RunSettings] = None) -> dict:
 def expected_seconds(cells, preset: str) -> Optional[Dict[Cell, float]]:
     """Each cell's counting seconds from the committed cost table (its median counted cell where
     the table does not know it), to split the cells over the valgrind processes; None without one."""
-    from ..shard_manifest import COUNTED, Item, read_cost_table  # here: the valgrind worker never imports it
+    from .. import cost_table  # here: the valgrind worker never imports it
+    from ..shard_manifest import COUNTED, Item
     try:
-        table, _ = read_cost_table()
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        table, _ = cost_table.read()
+    except cost_table.CostTableError:
         return None
-    known = [seconds for name, seconds in table.items() if name.startswith(COUNTED + "(")]
-    default = statistics.median(known) if known else 1.0
+    default = cost_table.median_seconds(table, [name for name in table if name.startswith(COUNTED + "(")])
     return {c: table.get(Item(COUNTED, (repr(str(c)), repr(preset), repr("cpu"))).name, default) for c in cells}
 
 
