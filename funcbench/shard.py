@@ -32,7 +32,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from . import asv_results, config, policy, registry
+from . import config, policy, registry, results_files, results_rows
 from .asv_driver import Asv, AsvError, private_conf
 from .engines import Shard
 from .instructions import COUNTING
@@ -95,7 +95,7 @@ def discover(benchmark_dir: Path = config.ROOT / "benchmarks") -> List[Tuple[str
 def _measured(name: str, names: Sequence[str], params: Sequence[str], run: config.RunSettings) -> bool:
     """Whether the run's settings measure this parameter set (the same answer on every machine)."""
     method = name.rsplit(".", 1)[-1]
-    values = dict(zip(names, (asv_results._param_value(p) for p in params)))
+    values = dict(zip(names, (results_rows.param_value(p) for p in params)))
     if method not in policy.METHOD_METRICS:
         return True
     cell = Cell.parse(values["cell"]) if "cell" in values else Cell(values["model"], values["task"], values["api"])
@@ -223,12 +223,12 @@ def finished_items(results_dir: Path, machine: str, planned: Sequence[Item]) -> 
     wanted = {i.name for i in planned}
     done = []
     for path in sorted((Path(results_dir) / machine).glob("*.json")):
-        if path.name in ("machine.json",):
+        if not results_files.is_result_file(path.name):
             continue
-        header = asv_results._read_header(str(path), machine)
+        header = results_files.read_file(str(path), machine)
         if header.problem:
             continue
-        for row in asv_results.read_rows(str(results_dir), str(path), machine):
+        for row in results_rows.rows_of(str(results_dir), header.loaded()):
             name = Item(row.benchmark, tuple(raw for _, raw in row.params)).name
             if name in wanted and (row.value is None or not math.isnan(row.value)):
                 done.append((Item(row.benchmark, tuple(raw for _, raw in row.params)), header.commit, header.env_name))
@@ -295,15 +295,13 @@ def costs_from_results(paths: Sequence[Path], machine: Optional[str] = None) -> 
     sets by what each cost inside it: per asv process (round) a fork, the checked first call
     and the warm-up, plus the samples themselves; a counted cell by its instructions times its
     calls. n/a parameter sets keep only their fork."""
-    from asv.results import Results
-
     out: Dict[str, float] = {}
     for path in paths:
         path = Path(path)
         name = machine or path.parent.name
-        results = Results.load(str(path), machine_name=name)
-        rows = asv_results.read_rows(str(path.parent.parent), str(path), name)
-        by_benchmark: Dict[str, List[asv_results.Row]] = {}
+        results = results_files.load_results(str(path), name)
+        rows = results_rows.rows_of(str(path.parent.parent), results)
+        by_benchmark: Dict[str, List[results_rows.Row]] = {}
         op_seconds: Dict[Cell, float] = {}  # the cell's time per call, by either clock: a one-value class's weight
         for row in rows:
             by_benchmark.setdefault(row.benchmark, []).append(row)
@@ -324,7 +322,7 @@ def costs_from_results(paths: Sequence[Path], machine: Optional[str] = None) -> 
     return out
 
 
-def _weight(benchmark: str, row: "asv_results.Row", op_seconds: Dict[Cell, float]) -> float:
+def _weight(benchmark: str, row: results_rows.Row, op_seconds: Dict[Cell, float]) -> float:
     method = benchmark.rsplit(".", 1)[-1]
     if method.startswith("time_"):
         cell = row.cell

@@ -15,7 +15,9 @@ FLOORS = [
     ["process"],                                                # a benchmark process's state
     ["prepared", "instructions", "policy"],                     # the prepared op, counts, asv params
     ["cost_ratio", "cuda_memory", "report"],                    # one-value metrics, tables
-    ["asv_driver", "asv_results"],                              # the one asv adapter, the one results reader
+    ["results_files"],                                          # the one rule for asv results files, one load each
+    ["results_rows", "results_environment"],                    # their rows; what their environments ran on
+    ["asv_driver", "asv_results"],                              # the one asv adapter; asv results as report sides
     ["interleave", "shard", "merge"],                           # two sides measured together; shards and their merge
     ["cli"],                                                    # the command line
     ["audit", "docs", "__main__"],                              # the suite's own measurements, generated docs
