@@ -1,11 +1,10 @@
-"""Reading asv's results/ directory into the original report and speedup tables.
+"""asv's results read as funcbench's report and speedup tables: selections, sides, asv compare's marks.
 
-asv (0.6.6, results API version 2) writes one file per (machine, commit, environment):
-``results/<machine>/<commit[:8]>-<env_name>.json``, next to ``results/<machine>/machine.json`` and
-``results/benchmarks.json``. Each ``time_*`` benchmark of the suite is parameterised by model,
-task and api; a results file holds, per parameter combination, asv's result (the median of
-the per-call samples), its statistics (99% confidence interval of the median, quartiles) and,
-with ``asv run --record-samples``, the samples themselves (seconds per call).
+Each ``time_*`` benchmark of the suite is parameterised by model, task and api; a results file
+(funcbench.results_files; its rows: funcbench.results_rows) holds, per parameter combination,
+asv's result (the median of the per-call samples), its statistics (99% confidence interval of
+the median, quartiles) and, with ``asv run --record-samples``, the samples themselves (seconds
+per call).
 
 Mapping to the original tables:
 - mean / var: the mean and unbiased variance of the recorded samples when there are any;
@@ -27,63 +26,19 @@ defaults to the newest (commit date, then when the run started).
 """
 from __future__ import annotations
 
-import ast
 import dataclasses
-import datetime
-import itertools
-import json
 import math
-import os
-from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from . import config, environment
-from .config import UnknownName
-from .environment import Fingerprint
+from . import config
 from .measurement import CLOCK_WORDS, METRICS, TIME_METRICS, Measurement
-from .registry import MODELS, Cell, row_order
+from .registry import Cell, row_order
 from .report import Key, Report
-from .tasks import APIS, TASKS
+from .results_files import ResultFile, SelectionError, date_text, scan
+from .results_rows import Row, is_number, rows_of
 
-RESULTS_API_VERSION = 2  # asv.results.Results.api_version in asv 0.6.x
 SELECTION_PREFIX = "asv:"
 IQR_TO_SIGMA = 1.349  # interquartile range of a standard normal distribution
-SKIP_FILES = ("machine.json", "benchmarks.json")  # and funcbench's own records beside them (funcbench-*.json)
-
-
-class SelectionError(Exception):
-    """A selection or results directory that cannot give a table: one line for the user."""
-
-
-@dataclasses.dataclass
-class ResultFile:
-    """The header of one asv results file (everything but the benchmark values)."""
-    path: str
-    machine: str
-    commit: str = ""
-    date: Optional[int] = None  # commit date, ms since the epoch
-    env_name: str = ""
-    env_vars: Dict[str, str] = dataclasses.field(default_factory=dict)
-    python: str = ""
-    requirements: Dict[str, str] = dataclasses.field(default_factory=dict)
-    started_at: Optional[int] = None  # latest benchmark start in the file, ms since the epoch
-    benchmarks: int = 0
-    problem: Optional[str] = None  # why the file cannot be used (e.g. another results API)
-
-    @property
-    def short(self) -> str:
-        return self.commit[:8]
-
-    def setting(self, setting: config.Setting) -> str:
-        """A FUNCBENCH_* variable asv recorded for the environment, or the suite's default."""
-        return self.env_vars.get(setting.name) or setting.default
-
-    def sort_key(self):
-        return (self.date or 0, self.started_at or 0)
-
-    def describe(self, preset: Optional[str] = None, device: Optional[str] = None) -> str:
-        return (f"commit {self.short} ({_date(self.date)}), machine {self.machine}, environment {self.env_name} "
-                f"(preset {preset or self.setting(config.PRESET)}, device {device or self.setting(config.DEVICE)})")
 
 
 @dataclasses.dataclass
@@ -110,71 +65,6 @@ class AsvSide:
 
     def describe(self) -> str:
         return self.source.describe(*self.identity())
-
-
-# ----------------------------------------------------------------------------- scanning
-
-
-def _date(ms: Optional[int]) -> str:
-    if not ms:
-        return "no date"
-    return datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _read_header(path: str, machine: str) -> ResultFile:
-    entry = ResultFile(path=path, machine=machine)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError) as error:
-        entry.problem = f"not a readable JSON file ({error})"
-        return entry
-    if not isinstance(data, dict):
-        entry.problem = "not an asv results file"
-        return entry
-    version = data.get("version")
-    entry.commit = str(data.get("commit_hash") or os.path.basename(path).split("-")[0])
-    entry.env_name = str(data.get("env_name") or os.path.basename(path)[9:-5])
-    entry.date = data.get("date") if isinstance(data.get("date"), int) else None
-    if version != RESULTS_API_VERSION:
-        hint = "run `asv update` to convert it" if isinstance(version, int) and version < RESULTS_API_VERSION \
-            else "written by another asv"
-        entry.problem = (f"asv results API version {version}, funcbench reads version {RESULTS_API_VERSION} "
-                         f"(asv 0.6.x); {hint}")
-        return entry
-    try:
-        entry.env_vars = {str(k): str(v) for k, v in (data.get("env_vars") or {}).items()}
-        entry.python = str(data.get("python", ""))
-        entry.requirements = {str(k): str(v) for k, v in (data.get("requirements") or {}).items()}
-        results = data["results"]
-        columns = data["result_columns"]
-        entry.benchmarks = len(results)
-        if "started_at" in columns:
-            column = columns.index("started_at")
-            starts = [row[column] for row in results.values() if len(row) > column and row[column]]
-            entry.started_at = max(starts) if starts else None
-    except (KeyError, TypeError, AttributeError) as error:
-        entry.problem = f"not an asv results file (missing or malformed {error})"
-    return entry
-
-
-def scan(results_dir: str) -> List[ResultFile]:
-    """Every results file under ``results_dir`` (unusable ones carry a ``problem``)."""
-    if not os.path.isdir(results_dir):
-        raise SelectionError(f"no asv results directory {results_dir!r} (run `asv run` first, "
-                             f"or name the directory with --results-dir)")
-    entries = []
-    for machine in sorted(os.listdir(results_dir)):
-        folder = os.path.join(results_dir, machine)
-        if not os.path.isfile(os.path.join(folder, "machine.json")):
-            continue
-        for name in sorted(os.listdir(folder)):
-            if name.endswith(".json") and name not in SKIP_FILES and not name.startswith("funcbench-"):
-                entries.append(_read_header(os.path.join(folder, name), machine))
-    if not entries:
-        raise SelectionError(f"asv results directory {results_dir!r} holds no results "
-                             f"(no <machine>/machine.json with result files next to it)")
-    return entries
 
 
 # ---------------------------------------------------------------------------- selection
@@ -255,151 +145,6 @@ def select(entries: Sequence[ResultFile], commit: Optional[str] = None, machine:
 # ------------------------------------------------------------------------------ reading
 
 
-def _param_value(text: str):
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
-def _benchmark_param_names(results_dir: str) -> Dict[str, List[str]]:
-    try:
-        with open(os.path.join(results_dir, "benchmarks.json"), encoding="utf-8") as handle:
-            data = json.load(handle)
-        return {name: list(info.get("param_names") or []) for name, info in data.items() if isinstance(info, dict)}
-    except (OSError, ValueError, AttributeError):
-        return {}
-
-
-def _is_cell(value) -> bool:
-    try:
-        Cell.parse(value, check=False)
-        return isinstance(value, str)
-    except UnknownName:
-        return False
-
-
-def _guess_names(values: Sequence[Sequence[object]]) -> List[str]:
-    """Name parameters by their values when benchmarks.json does not have the benchmark."""
-    known = {"model": set(MODELS), "task": set(TASKS), "api": set(APIS), "preset": set(config.PRESETS),
-             "device": {"cpu", "cuda"}}
-    names = []
-    for index, column in enumerate(values):
-        name = next((n for n, choices in known.items() if column and all(v in choices for v in column)), None)
-        if name is None and column and all(_is_cell(v) for v in column):
-            name = "cell"
-        names.append(name or f"param{index + 1}")
-    return names
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-CELL_PARAMS = ("model", "task", "api")  # a time class's; the one-value classes have one "cell" param
-
-
-@dataclasses.dataclass(frozen=True)
-class Row:
-    """One benchmark parameter set of a results file, as asv recorded it."""
-    benchmark: str  # benchmarks.ppl_simple_reg.time_op
-    params: Tuple[Tuple[str, str], ...]  # (name, asv's repr of the value) in the benchmark's order
-    value: Optional[float]  # None: failed; nan: skipped (n/a, or not selected by --bench)
-    stats: Optional[dict] = None
-    samples: Optional[Tuple[float, ...]] = None
-    version: Optional[str] = None
-
-    @property
-    def method(self) -> str:
-        return self.benchmark.rsplit(".", 1)[-1]
-
-    @property
-    def name(self) -> str:
-        """asv's name of the parameter set: ``benchmark(p1, p2, ...)``."""
-        return f"{self.benchmark}({', '.join(raw for _, raw in self.params)})"
-
-    def param(self, name: str):
-        return next((_param_value(raw) for n, raw in self.params if n == name), None)
-
-    @property
-    def cell(self) -> Optional[Cell]:
-        """The cell of a funcbench benchmark's parameter set (a cell param, or model/task/api
-        params, with at most preset and device besides); None for any other benchmark."""
-        names = {n for n, _ in self.params}
-        try:
-            if "cell" in names and names <= {"cell", "preset", "device"}:
-                return Cell.parse(self.param("cell"), check=False)
-            if set(CELL_PARAMS) <= names <= {*CELL_PARAMS, "preset", "device"}:
-                return Cell(*(str(self.param(n)) for n in CELL_PARAMS))
-        except UnknownName:
-            pass
-        return None
-
-    @property
-    def measured(self) -> bool:
-        return _is_number(self.value)
-
-
-def read_rows(results_dir: str, path: str, machine: str) -> List[Row]:
-    """Every parameter set of every benchmark in one results file, read through asv's own
-    results API (``asv.results.Results``): rows keyed through the file's result columns."""
-    try:
-        from asv import util as asv_util
-        from asv.results import Results
-    except ImportError:
-        raise SelectionError("reading asv results needs asv (pip install asv)") from None
-    try:
-        results = Results.load(path, machine_name=machine)
-    except asv_util.UserError as error:
-        raise SelectionError(str(error).splitlines()[0]) from None
-    param_names = _benchmark_param_names(results_dir)
-    rows = []
-    for name in sorted(results.get_all_result_keys()):
-        params = results.get_result_params(name)
-        values = results.get_result_value(name, params)
-        stats = results.get_result_stats(name, params)
-        samples = results.get_result_samples(name, params)
-        version = results.benchmark_version.get(name)
-        if not params:  # not parameterised: one value
-            rows.append(Row(name, (), values[0] if values else None, (stats or [None])[0],
-                            _samples((samples or [None])[0]), version))
-            continue
-        names = param_names.get(name) or []
-        if len(names) != len(params):
-            names = _guess_names([[_param_value(v) for v in column] for column in params])
-        for index, combo in enumerate(itertools.product(*params)):
-            rows.append(Row(name, tuple(zip(names, combo)), values[index], stats[index] if stats else None,
-                            _samples(samples[index]) if samples else None, version))
-    return rows
-
-
-def _samples(sample) -> Optional[Tuple[float, ...]]:
-    return None if sample is None else tuple(sample)
-
-
-def commit_rows(results_dir: str, machine: str, commit: str) -> List[Row]:
-    """The rows of every results file of ``commit`` (a hash or its first 8 characters) on ``machine``."""
-    folder = Path(results_dir) / machine
-    return [row for path in sorted(folder.glob(f"{commit[:8]}-*.json"))
-            for row in read_rows(results_dir, str(path), machine)]
-
-
-def durations(results_dir: str, machine: str, commit: str) -> Dict[str, float]:
-    """benchmark -> seconds asv spent on it (all its parameter sets and rounds; also asv's
-    ``<build>`` and ``<setup_cache ...>`` entries), over the results files of ``commit``."""
-    from asv.results import Results
-
-    out: Dict[str, float] = {}
-    for path in sorted((Path(results_dir) / machine).glob(f"{commit[:8]}-*.json")):
-        out.update({k: v for k, v in Results.load(str(path), machine_name=machine).duration.items() if v is not None})
-    return out
-
-
-def measured_cells(rows: Sequence[Row], method: str = "time_op") -> Dict[Cell, Row]:
-    """Cell -> row, for rows of ``method`` that ran (not n/a, not failed)."""
-    return {row.cell: row for row in rows if row.method == method and row.cell and row.measured}
-
-
 # Which asv benchmarks hold each metric's values (method name -> metric): no series mixes two clocks.
 METRIC_METHODS = {"time": lambda method: method.startswith("time_") and not method.startswith("time_cpu_"),
                   "cpu": lambda method: method.startswith("time_cpu_"),
@@ -414,7 +159,7 @@ def read_side(results_dir: str, entry: ResultFile, metric: Optional[str] = "time
     ones. SelectionError (one line) for cpu on a file without CPU-clock results."""
     if metric is not None and metric not in METRICS:
         raise SelectionError(f"unknown metric {metric!r}; choose from: {', '.join(METRICS)}")
-    rows = read_rows(results_dir, entry.path, entry.machine)
+    rows = rows_of(results_dir, entry.loaded())
     if metric is None:
         metric = next((m for m in TIME_METRICS if any(r.measured and r.cell and METRIC_METHODS[m](r.method)
                                                        for r in rows)), "time")
@@ -433,12 +178,12 @@ def read_side(results_dir: str, entry: ResultFile, metric: Optional[str] = "time
             missing.append(str(cell))
         if not row.measured:
             continue
-        points = [s for s in (row.samples or []) if _is_number(s)]
+        points = [s for s in (row.samples or []) if is_number(s)]
         if points:
             measurements.append(Measurement.from_samples(cell, preset, device, metric, points, row.stats))
             continue
         q25, q75 = (row.stats or {}).get("q_25"), (row.stats or {}).get("q_75")
-        var = ((q75 - q25) / IQR_TO_SIGMA) ** 2 if _is_number(q25) and _is_number(q75) else 0.0
+        var = ((q75 - q25) / IQR_TO_SIGMA) ** 2 if is_number(q25) and is_number(q75) else 0.0
         measurements.append(Measurement(cell, preset, device, metric, float(row.value), var, None, row.stats))
     report = Report()
     for measurement in sorted(measurements, key=lambda m: row_order(m.cell)):
@@ -548,78 +293,6 @@ def mark_changes(before: Sequence[Row], after: Sequence[Row], factor: float) -> 
     return out
 
 
-# ------------------------------------------------------------------------- environments
-
-
-def _machine_facts(results_dir: str, machine: str) -> Dict[str, str]:
-    """What asv's machine.json says of a machine (asv's names prefixed: they are asv's words)."""
-    try:
-        with open(os.path.join(results_dir, machine, "machine.json"), encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError):
-        data = {}
-    facts = {"asv_machine": machine}
-    facts.update({f"asv_{k}": str(v) for k, v in data.items() if k in ("arch", "cpu", "num_cpu", "os", "ram")})
-    return facts
-
-
-def _existing_python(env_name: str) -> Optional[str]:
-    """The interpreter of an ``existing`` environment, from asv's name for it (its path with the
-    separators written as '_'), where exactly one such interpreter exists here."""
-    prefix = "existing-py"
-    if not env_name.startswith(prefix + "_"):
-        return None
-    parts = env_name[len(prefix):].split("_")[1:]
-    if not parts or len(parts) > 14:
-        return None
-    found = []
-    for choice in itertools.product("/_", repeat=len(parts) - 1):
-        path = "/" + parts[0] + "".join(sep + part for sep, part in zip(choice, parts[1:]))
-        if os.path.isfile(path) and os.access(path, os.X_OK):
-            found.append(path)
-    return found[0] if len(found) == 1 else None
-
-
-def _matrix_python(env_name: str, conf_path: str = "asv.conf.json") -> Optional[str]:
-    """The interpreter of a matrix environment that asv made here from ``conf_path``."""
-    if not os.path.isfile(conf_path):
-        return None
-    try:
-        from asv import environment as asv_environment
-        from asv.config import Config
-
-        for env in asv_environment.get_environments(Config.load(conf_path), None):
-            python = os.path.join(env._path, "bin", "python")
-            if env.name == env_name and os.path.isfile(python):
-                return python
-    except Exception:  # another asv, a conf it cannot load: the environment is simply not known here
-        return None
-    return None
-
-
-def side_environment(side: AsvSide, results_dir: str) -> Fingerprint:
-    """What a side ran on: the fingerprint funcbench recorded when it ran it, else its
-    interpreter probed now where it is still here, else only what asv's results say (python
-    version, the matrix's requirements, machine.json). asv's machine facts are always added."""
-    entry = side.source
-    asv_facts = _machine_facts(results_dir, entry.machine)
-    if os.sep not in entry.python:  # an existing environment's is its path, which its name says already
-        asv_facts["asv_python"] = entry.python
-    asv_facts.update({f"asv_req_{k}": v for k, v in entry.requirements.items()})
-    found = environment.recorded(Path(results_dir), entry.machine).get(entry.env_name)
-    if found is None:
-        python = _existing_python(entry.env_name) or _matrix_python(entry.env_name)
-        if python:
-            try:
-                found = environment.probe(python)
-                found = Fingerprint(found.facts, f"{found.source} (now, not when it was measured)")
-            except environment.ProbeFailed:
-                found = None
-    if found is None:
-        return Fingerprint(asv_facts, "asv's results only (funcbench recorded nothing, the interpreter is not here)")
-    return Fingerprint({**found.facts, **asv_facts}, found.source)
-
-
 # ----------------------------------------------------------------------------- listing
 
 
@@ -632,7 +305,7 @@ def listing(results_dir: str) -> str:
         by_commit.setdefault(entry.commit, []).append(entry)
     ordered = sorted(by_commit.values(), key=lambda group: max(e.sort_key() for e in group), reverse=True)
     for group in ordered:
-        lines.append(f"commit {group[0].commit[:8]}  {_date(group[0].date)}  ({group[0].commit})")
+        lines.append(f"commit {group[0].commit[:8]}  {date_text(group[0].date)}  ({group[0].commit})")
         for entry in sorted(group, key=lambda e: (e.machine, e.env_name)):
             if entry.problem:
                 lines.append(f"  @{entry.machine}/{entry.env_name}  UNUSABLE: {entry.problem}")
@@ -641,7 +314,7 @@ def listing(results_dir: str) -> str:
             lines.append(f"  @{entry.machine}/{entry.env_name}  preset {entry.setting(config.PRESET)}, "
                          f"device {entry.setting(config.DEVICE)}, python {entry.python}"
                          + (f", torch {torch_version}" if torch_version else "")
-                         + f", {entry.benchmarks} benchmarks, run {_date(entry.started_at)}")
+                         + f", {entry.benchmarks} benchmarks, run {date_text(entry.started_at)}")
     lines.append(f"select one with: funcbench report --commit C --machine M --environment E, "
                  f"or {SELECTION_PREFIX}C@M/E in funcbench compare")
     return "\n".join(lines)
@@ -660,5 +333,5 @@ def heading(side: AsvSide) -> str:
     return f"asv results for {side.describe()}; seconds per call by {CLOCK_WORDS[side.metric]}; {how}:"
 
 
-__all__ = ["AsvSide", "ResultFile", "SelectionError", "heading", "is_selection", "listing",
-           "load", "load_selection", "not_significant", "parse_selection", "read_side", "scan", "select"]
+__all__ = ["AsvSide", "Marked", "heading", "is_selection", "listing", "load", "load_selection", "mark_changes",
+           "not_significant", "parse_selection", "read_side", "select"]

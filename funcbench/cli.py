@@ -19,7 +19,7 @@ from typing import List, Optional, Sequence
 import torch
 
 from . import (asv_results, config, cost_table, dashboard, engines, environment, interleave, main_job, merge, policy,
-               reference_costs, registry, shard_plan, shard_run, tools)
+               reference_costs, registry, results_environment, results_files, shard_plan, shard_run, tools)
 from .asv_driver import Asv, AsvError
 from .config import ORIGINAL_PRESET, PRESETS, UnknownName
 from .measurement import CLOCK_WORDS, METRICS, TIME_METRICS, Measurement
@@ -193,7 +193,7 @@ def load_side(selection: str, args):
         return read_report(selection)
     try:
         side, notes = asv_results.load_selection(selection, args.results_dir, args.metric)
-    except asv_results.SelectionError as error:
+    except results_files.SelectionError as error:
         raise UsageError(f"{selection}: {error}") from None
     side.selection, side.notes = selection, notes  # said by _report once both sides loaded (errors stay one line)
     return side
@@ -243,7 +243,7 @@ def _environment_differences(before, after, results_dir: str) -> List[environmen
     """What differs between the sides' environments, each side's facts said first (stderr)."""
     prints = []
     for label, side in (("before", before), ("after", after)):
-        facts = asv_results.side_environment(side, results_dir)
+        facts = results_environment.fingerprint(side.source, results_dir)
         brief = ", ".join(f"{what} {facts.get(key)}" for key, what in
                           (("torch", "torch"), ("torch_git", "git"), ("python", "python"), ("python_home", "from"),
                            ("asv_machine", "machine")) if facts.get(key))
@@ -295,7 +295,7 @@ def cmd_interleave(args) -> int:
 def _has_rows(selection: str, results_dir: str, metric: str) -> bool:
     try:
         return bool(asv_results.load_selection(selection, results_dir, metric)[0].report.rows)
-    except asv_results.SelectionError:  # no results of this clock at all
+    except results_files.SelectionError:  # no results of this clock at all
         return False
 
 
@@ -376,7 +376,7 @@ def cmd_report(args) -> int:
         if args.compile_summary:
             compiled, _ = asv_results.load(args.results_dir, side.source.commit, side.source.machine,
                                            side.source.env_name, "compile_seconds")
-    except asv_results.SelectionError as error:
+    except results_files.SelectionError as error:
         raise UsageError(str(error)) from None
     if args.compile_summary:
         text = compile_summary(side.report, compiled.report)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .files import set_aside
+from .results_files import is_result_file
 from .shard_manifest import Item, ShardManifest
 
 try:  # asv is no dependency of the package (benchmark environments lack it); only merging needs it
@@ -42,9 +43,6 @@ except ImportError:  # pragma: no cover
     Results = None
 
 RECORD = "funcbench-merged.jsonl"
-# funcbench keeps records of its own next to asv's results (results/<machine>/funcbench-*.json,
-# e.g. environment fingerprints): not results, so not merged; they stay in the shard dirs.
-OWN_FILES = "funcbench-"
 ON_DUPLICATE = ("refuse", "latest")
 
 Group = Tuple[str, str, str]  # (machine, commit, env_name): one asv results file
@@ -196,7 +194,7 @@ def _load_results(shard: _Shard) -> None:
     manifest = shard.manifest
     for folder in sorted(p for p in shard.dir.iterdir() if (p / "machine.json").is_file()):
         for root, filename, machine in iter_results_paths(str(folder)):
-            if filename.startswith(OWN_FILES):
+            if not is_result_file(filename):  # funcbench's own records stay in the shard dirs
                 continue
             path = Path(root) / filename
             try:

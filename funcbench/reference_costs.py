@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from . import asv_results, policy, registry
+from . import policy, registry, results_files, results_rows
 from .instructions import COUNTING
 from .registry import Cell
 from .shard_manifest import Item
@@ -22,15 +22,13 @@ def costs_from_results(paths: Sequence[Path], machine: Optional[str] = None) -> 
     sets by what each cost inside it: per asv process (round) a fork, the checked first call
     and the warm-up, plus the samples themselves; a counted cell by its instructions times its
     calls. n/a parameter sets keep only their fork."""
-    from asv.results import Results
-
     out: Dict[str, float] = {}
     for path in paths:
         path = Path(path)
         name = machine or path.parent.name
-        results = Results.load(str(path), machine_name=name)
-        rows = asv_results.read_rows(str(path.parent.parent), str(path), name)
-        by_benchmark: Dict[str, List[asv_results.Row]] = {}
+        results = results_files.load_results(str(path), name)
+        rows = results_rows.rows_of(str(path.parent.parent), results)
+        by_benchmark: Dict[str, List[results_rows.Row]] = {}
         op_seconds: Dict[Cell, float] = {}  # the cell's time per call, by either clock: a one-value class's weight
         for row in rows:
             by_benchmark.setdefault(row.benchmark, []).append(row)
@@ -51,7 +49,7 @@ def costs_from_results(paths: Sequence[Path], machine: Optional[str] = None) -> 
     return out
 
 
-def _weight(benchmark: str, row: "asv_results.Row", op_seconds: Dict[Cell, float]) -> float:
+def _weight(benchmark: str, row: results_rows.Row, op_seconds: Dict[Cell, float]) -> float:
     method = benchmark.rsplit(".", 1)[-1]
     if method.startswith("time_"):
         cell = row.cell

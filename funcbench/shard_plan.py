@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
-from . import asv_results, config, cost_table, policy, registry
+from . import config, cost_table, policy, registry, results_rows
 from .packing import longest_first
 from .registry import Cell
 from .shard_manifest import Item
@@ -43,7 +43,7 @@ def discover(benchmark_dir: Path = config.ROOT / "benchmarks") -> List[Tuple[str
 def _measured(name: str, names: Sequence[str], params: Sequence[str], run: config.RunSettings) -> bool:
     """Whether the run's settings measure this parameter set (the same answer on every machine)."""
     method = name.rsplit(".", 1)[-1]
-    values = dict(zip(names, (asv_results._param_value(p) for p in params)))
+    values = dict(zip(names, (results_rows.param_value(p) for p in params)))
     if method not in policy.METHOD_METRICS:
         return True
     cell = Cell.parse(values["cell"]) if "cell" in values else Cell(values["model"], values["task"], values["api"])

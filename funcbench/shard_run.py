@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
-from . import asv_results, config
+from . import config, results_files, results_rows
 from .asv_driver import Asv, AsvError, private_conf
 from .engines import Shard
 from .files import set_aside
@@ -102,12 +102,12 @@ def finished_items(results_dir: Path, machine: str, planned: Sequence[Item]) -> 
     wanted = {i.name for i in planned}
     done = []
     for path in sorted((Path(results_dir) / machine).glob("*.json")):
-        if path.name in ("machine.json",):
+        if not results_files.is_result_file(path.name):
             continue
-        header = asv_results._read_header(str(path), machine)
+        header = results_files.read_file(str(path), machine)
         if header.problem:
             continue
-        for row in asv_results.read_rows(str(results_dir), str(path), machine):
+        for row in results_rows.rows_of(str(results_dir), header.loaded()):
             name = Item(row.benchmark, tuple(raw for _, raw in row.params)).name
             if name in wanted and (row.value is None or not math.isnan(row.value)):
                 done.append((Item(row.benchmark, tuple(raw for _, raw in row.params)), header.commit, header.env_name))

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 import torch
 
-from funcbench import asv_driver, asv_results, config
+from funcbench import asv_driver, config, results_rows
 from funcbench.audit import cli, reference, runs, stats
 from funcbench.registry import Cell
 
@@ -38,7 +38,7 @@ def test_sensitivity_and_fidelity_on_one_cell(tmp_path):
     assert stats.smallest_reliable(rows) == {str(CELL): 2.0}
     assert not (tmp_path / "asv" / "results" / cli.MACHINE / f"{head[:8]}").exists()
 
-    times = asv_results.measured_cells(asv_results.commit_rows(str(ws.results_dir), ws.machine, base))
+    times = results_rows.measured_cells(results_rows.commit_rows(str(ws.results_dir), ws.machine, base))
     assert list(times) == [CELL]
     threads = torch.get_num_threads()
     (fidelity,) = reference.fidelity_rows(times, "cpu", "small")

@@ -16,6 +16,8 @@ FLOORS = [
     ["process"],                                                # a benchmark process's state
     ["prepared", "instructions", "policy"],                     # the prepared op, counts, asv params
     ["cost_ratio", "cuda_memory", "report"],                    # one-value metrics, tables
+    ["results_files"],                                          # the one rule for asv results files, one load each
+    ["results_rows", "results_environment"],                    # their rows; what their environments ran on
     ["asv_driver", "asv_results"],                              # the one asv adapter, the one results reader
     ["interleave", "shard_plan", "reference_costs", "merge"],   # two sides measured together; the shard plan, the
     # cost table from a reference run; the shards' merge

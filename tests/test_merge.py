@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from funcbench import asv_results, cli, merge
+from funcbench import cli, merge, results_files, results_rows
 from funcbench.shard_manifest import Item, ShardManifest
 
 import asv_helpers  # noqa: E402  (tests/asv_helpers.py)
@@ -83,15 +83,14 @@ def shard(runs, dest, run, index, shards, plan="plan-a", planned=None, finished=
 
 
 def result_file(folder):
-    found = [p for p in (Path(folder) / MACHINE).glob("*.json")
-             if p.name != "machine.json" and not p.name.startswith(merge.OWN_FILES)]
+    found = [p for p in (Path(folder) / MACHINE).glob("*.json") if results_files.is_result_file(p.name)]
     assert len(found) == 1, found
     return found[0]
 
 
 def measured(folder):
     """asv's name of each measured parameter set -> (value, stats, samples), read by funcbench's reader."""
-    rows = asv_results.read_rows(str(folder), str(result_file(folder)), MACHINE)
+    rows = results_rows.read_rows(str(folder), str(result_file(folder)), MACHINE)
     return {row.name: (row.value, row.stats, row.samples) for row in rows if row.measured}
 
 

@@ -234,12 +234,12 @@ def test_three_shards_merged_equal_one_run(tmp_path, capsys, monkeypatch, unshar
 
 
 def _measured(results_dir: Path) -> dict:
-    from funcbench import asv_results
+    from funcbench import results_rows
     out = {}
     for path in sorted((results_dir / "box").glob("*.json")):
         if path.name == "machine.json":
             continue
-        for row in asv_results.read_rows(str(results_dir), str(path), "box"):
+        for row in results_rows.read_rows(str(results_dir), str(path), "box"):
             if row.measured:
                 out[row.name] = row.value
     return out

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .. import asv_results, config, registry
+from .. import asv_results, config, registry, results_rows
 from ..asv_driver import Workspace, git_hash, load_avg
 from ..process import steady_allocator
 from . import reference, runs, stats
@@ -108,7 +108,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(message, flush=True)
 
     def results_of(commit: str):
-        return asv_results.commit_rows(str(ws.results_dir), ws.machine, commit)
+        return results_rows.commit_rows(str(ws.results_dir), ws.machine, commit)
 
     def save() -> None:
         (out / "audit.json").write_text(json.dumps(report, indent=2, default=str))
@@ -132,7 +132,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if run_a is None:
             run_a = ws.run(base, args.bench or ["time_op"])
             log(f"asv run for fidelity: {run_a.wall_s:.0f} s")
-        times = asv_results.measured_cells(results_of(base))
+        times = results_rows.measured_cells(results_of(base))
         log(f"fidelity: timing {len(times)} cells with torch.utils.benchmark, load {load_avg()}")
         rows = reference.fidelity_rows(times, args.device, args.preset)
         report["fidelity"] = dict(command=command, asv_wall_s=run_a.wall_s, harness=reference.harness_overhead_us(),
@@ -151,7 +151,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         run_b = timed_run(head, after_side=True)
         if "fidelity" in report:
             report["fidelity"]["bracketed"] = stats.bracket_fidelity(report["fidelity"]["rows"],
-                                                                     asv_results.measured_cells(results_of(head)))
+                                                                     results_rows.measured_cells(results_of(head)))
             save()
     if "noise" in parts:
         marked = asv_results.mark_changes(results_of(base), results_of(head), compare_factor)
@@ -160,14 +160,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                     f"{run_b.load_after}",
                                summary=stats.noise_summary(marked),
                                instructions=stats.count_agreement(
-                                   asv_results.measured_cells(results_of(base), "track_instructions"),
-                                   asv_results.measured_cells(results_of(head), "track_instructions")),
+                                   results_rows.measured_cells(results_of(base), "track_instructions"),
+                                   results_rows.measured_cells(results_of(head), "track_instructions")),
                                flagged=[dict(mark=m.mark, ratio=f"{m.ratio:.3f}", name=m.name) for m in marked
                                         if m.mark in ("+", "-")])
         save()
     if "cost" in parts:
         runs_cost = {f"suite, {r.commit[:8]}": dict(dataclasses.asdict(r), **stats.cost_summary(
-            results_of(r.commit), asv_results.durations(str(ws.results_dir), ws.machine, r.commit), r))
+            results_of(r.commit), results_rows.durations(str(ws.results_dir), ws.machine, r.commit), r))
             for r in (run_a, run_b)}
         if not args.no_quick:
             log(f"asv run --quick, load {load_avg()}")

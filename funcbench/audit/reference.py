@@ -9,9 +9,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from .. import process, registry, timing
 from ..asv_driver import load_avg
-from ..asv_results import Row
 from ..config import ROOT
 from ..registry import Cell
+from ..results_rows import Row
 from .stats import fidelity_row
 
 

@@ -7,8 +7,9 @@ from typing import Dict, List, Optional, Sequence
 
 from .. import registry
 from ..asv_driver import Run
-from ..asv_results import Marked, Row
+from ..asv_results import Marked
 from ..registry import Cell
+from ..results_rows import Row
 
 FIDELITY_BAND = (0.95, 1.05)  # the goal: asv within 5 % of the reference
 SUB_MS = 1e-3  # below this, a ratio says little and the overhead in µs is reported instead
