@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .shard_manifest import Item, ShardManifest
+from .text import first_line
 
 try:  # asv is no dependency of the package (benchmark environments lack it); only merging needs it
     from asv import util as asv_util
@@ -145,7 +146,7 @@ def _read_manifest(path: Path) -> _Shard:
         return _Shard(path, ShardManifest.read(path))
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise MergeError(f"{path} is no readable shard results dir (its funcbench-shard.json: "
-                         f"{_first_line(error)})") from None
+                         f"{first_line(error)})") from None
 
 
 def _check_plan(shards: List[_Shard]) -> None:
@@ -200,7 +201,7 @@ def _load_results(shard: _Shard) -> None:
             try:
                 results = Results.load(str(path), machine_name=machine)
             except asv_util.UserError as error:
-                raise MergeError(f"{shard}: {_first_line(error)}") from None
+                raise MergeError(f"{shard}: {first_line(error)}") from None
             if machine != manifest.machine:
                 raise MergeError(f"{path} holds results of machine {machine!r}; the manifest of {shard} says "
                                  f"{manifest.machine!r}")
@@ -413,7 +414,7 @@ def _load_json(path: Path, api_version: int) -> dict:
     try:
         return asv_util.load_json(str(path), api_version=api_version)
     except (OSError, asv_util.UserError) as error:
-        raise MergeError(_first_line(error) or f"cannot read {path}") from None
+        raise MergeError(first_line(error)) from None
 
 
 def _sha256(path: Path) -> str:
@@ -422,11 +423,6 @@ def _sha256(path: Path) -> str:
 
 def _short(commits: Sequence[str]) -> str:
     return ", ".join(c[:8] for c in commits) or "none"
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,8 +7,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Lowest first. What a floor holds:
 FLOORS = [
-    ["config", "tools", "tasks", "timing", "environment", "engines", "shard_manifest"],  # settings, machine tools,
-    # task implementations, clocks, environment facts, CI engines' shard variables, the shard contract
+    ["config", "tools", "tasks", "timing", "environment", "engines", "shard_manifest", "text"],  # settings, machine
+    # tools, task implementations, clocks, environment facts, CI engines' shard variables, the shard contract, messages
     ["models"],                                                 # getters
     ["registry"],                                               # the single truth: cells, why_not, builds
     ["measurement", "injection", "compilation"],                # holding values, test-only work, compile cost

@@ -36,6 +36,7 @@ from typing import Callable, Optional
 
 from .. import injection, process, registry
 from ..registry import Cell
+from ..text import first_line
 from .protocol import CellDumps, CountRequest, CountResponse, dump_total
 
 SPIN_CALIBRATION = 10_000  # spin() iterations counted to price one iteration (injected work)
@@ -127,11 +128,6 @@ class Child:
         return dataclasses.replace(counted, cell=wanted.cell, pid=self.pid)
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else ""
-
-
 def _in_child(folder: Path, index: int) -> None:
     """The forked child: count cell ``index`` of the request, write its CellDumps, exit."""
     result_path = folder / f"cell-{index:04d}.json"
@@ -140,7 +136,7 @@ def _in_child(folder: Path, index: int) -> None:
         try:
             result = Child(folder, request).count()
         except Exception as error:  # one broken cell never stops the others
-            result = CellDumps(request.cells[0].cell, error=f"{type(error).__name__}: {_first_line(error)}",
+            result = CellDumps(request.cells[0].cell, error=f"{type(error).__name__}: {first_line(error)}",
                                pid=os.getpid())
         result_path.write_text(json.dumps(dataclasses.asdict(result)))
     finally:
