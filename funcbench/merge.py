@@ -20,13 +20,11 @@ files.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime
 import hashlib
 import itertools
 import json
-import sys
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -423,28 +421,3 @@ def _sha256(path: Path) -> str:
 
 def _short(commits: Sequence[str]) -> str:
     return ", ".join(c[:8] for c in commits) or "none"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("shard_dirs", nargs="+", metavar="SHARD_DIR",
-                        help="every shard's results dir (funcbench shard --results-dir) of one plan")
-    parser.add_argument("--into", required=True, metavar="DIR",
-                        help="the asv results dir to merge into (e.g. results); a file there that merge-results "
-                             "did not write is kept as <name>.<UTC time>.bak")
-    parser.add_argument("--on-duplicate", choices=ON_DUPLICATE, default="refuse",
-                        help="a parameter set two shards measured differently: refuse (default), or keep the "
-                             "later run")
-
-
-def run(args: argparse.Namespace) -> int:
-    """0: merged; 1: merged, but a planned parameter set did not finish; 2: nothing merged."""
-    try:
-        outcome = merge(Path(args.into), [Path(d) for d in args.shard_dirs], args.on_duplicate)
-    except MergeError as error:
-        print(f"funcbench merge-results: error: {error}", file=sys.stderr)
-        return 2
-    if outcome.unfinished:
-        print(f"funcbench merge-results: {len(outcome.unfinished)} planned parameter set(s) did not finish "
-              f"(listed above): rerun their shards and merge again", file=sys.stderr)
-        return 1
-    return 0

@@ -12,7 +12,7 @@ import torch
 import torch._dynamo
 
 import asv_helpers
-from funcbench import cli, compilation, prepared, registry, tasks, tools
+from funcbench import commands, compilation, prepared, registry, tasks, tools
 from funcbench.config import RunSettings
 from funcbench.registry import Cell
 
@@ -60,7 +60,7 @@ def test_cli_reports_a_failing_compiled_cell_and_runs_the_rest(monkeypatch, caps
         return tasks.FUNC_TASKS["vjp"](f, p, v)
 
     monkeypatch.setattr(tasks, "BINDERS", {"compile": lambda impl, *args: tasks.CompiledOp(breaking_vjp, *args)})
-    code = cli.main(["run", "--preset", "small", "--device", "cpu", "--num-iters", "2", "--api", "all",
+    code = commands.main(["run", "--preset", "small", "--device", "cpu", "--num-iters", "2", "--api", "all",
                      "--run-slow-tasks", "--model-filter", "ppl_simple_reg", "--task-filter", "vjp"])
     captured = capsys.readouterr()
     assert code == 1
@@ -72,7 +72,7 @@ def test_cli_reports_a_failing_compiled_cell_and_runs_the_rest(monkeypatch, caps
 def test_compile_unavailable_is_one_line_in_the_cli_and_na_in_asv(monkeypatch, capsys):
     reason = "torch.compile's inductor needs a C++ compiler (g++ or clang++; Debian: apt-get install g++)"
     monkeypatch.setattr(tools, "compile_unavailable_reason", lambda device="cpu": reason)  # its one home
-    assert cli.main(["run", "--api", "compile", "--preset", "small", "--model-filter", "ppl_simple_reg"]) == 2
+    assert commands.main(["run", "--api", "compile", "--preset", "small", "--model-filter", "ppl_simple_reg"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "needs a C++ compiler" in err
     with pytest.raises(NotImplementedError, match=r"needs a C\+\+ compiler"):
@@ -82,10 +82,11 @@ def test_compile_unavailable_is_one_line_in_the_cli_and_na_in_asv(monkeypatch, c
 
 
 def test_both_keeps_the_originals_two_apis_and_all_adds_compile():
-    parser = cli.build_parser()
-    both = cli.planned_cells(parser.parse_args(["run", "--model-filter", "ppl_simple_reg", "--task-filter", "vjp"]))
-    every = cli.planned_cells(parser.parse_args(["run", "--api", "all", "--model-filter", "ppl_simple_reg",
-                                                 "--task-filter", "vjp", "--run-slow-tasks"]))
+    parser = commands.build_parser()
+    both = commands.run.planned_cells(parser.parse_args(["run", "--model-filter", "ppl_simple_reg",
+                                                         "--task-filter", "vjp"]))
+    every = commands.run.planned_cells(parser.parse_args(["run", "--api", "all", "--model-filter", "ppl_simple_reg",
+                                                          "--task-filter", "vjp", "--run-slow-tasks"]))
     assert [c.api for c in both] == ["autograd", "func"]
     assert [c.api for c in every] == ["autograd", "func", "compile"]
     assert tasks.task_label("vjp", "compile") == "compiled vjp"

@@ -15,9 +15,9 @@ FLOORS = [
     ["process"],                                                # a benchmark process's state
     ["prepared", "instructions", "policy"],                     # the prepared op, counts, asv params
     ["cost_ratio", "cuda_memory", "report"],                    # one-value metrics, tables
-    ["asv_driver", "asv_results"],                              # the one asv adapter, the one results reader
+    ["asv_driver", "asv_results", "dashboard"],                 # the one asv adapter, the one results reader, the page
     ["interleave", "shard", "merge"],                           # two sides measured together; shards and their merge
-    ["cli"],                                                    # the command line
+    ["commands"],                                               # the command line, one module per command
     ["audit", "docs", "__main__"],                              # the suite's own measurements, generated docs
 ]
 FLOOR = {name: index for index, names in enumerate(FLOORS) for name in names}
