@@ -11,5 +11,5 @@ setup(
     # matrix (or the user's own environment, e.g. a local torch build) decides their versions.
     install_requires=["torch"],
     extras_require={"models": ["torchaudio", "torchvision", "scipy"]},
-    entry_points={"console_scripts": ["funcbench=funcbench.cli:main"]},
+    entry_points={"console_scripts": ["funcbench=funcbench.commands:main"]},
 )

@@ -26,13 +26,13 @@ forkserver parent, and CUDA (or a used OpenMP pool) does not survive ``fork``.
 """
 from pathlib import Path
 
-from funcbench import compilation, cost_ratio, cuda_memory, instructions, policy, process, registry, timing
+from funcbench import cases, compilation, cost_ratio, cuda_memory, instructions, metrics, policy, process, registry, timing
 from funcbench.prepared import prepared
 from funcbench.registry import Cell
 from funcbench.tasks import EAGER_APIS
 
 try:
-    RUN = process.prepare_parent_process()
+    RUN = process.set_up_parent_process()
 except process.RunEnvironmentError as error:  # stop asv's discovery with this line, not a traceback
     raise SystemExit(str(error)) from None
 
@@ -68,12 +68,12 @@ def _setup_for(metric: str):
     return setup
 
 
-def _time_method(name: str, metric: str, **attributes):
+def _time_method(name: str, **attributes):
     def timed(self, *params):
         _sample()
 
     timed.__name__ = timed.__qualname__ = name
-    timed.__dict__.update(setup=_setup_for(metric), **attributes)
+    timed.__dict__.update(setup=_setup_for(metrics.METHOD_METRICS[name]), **attributes)
     return timed
 
 
@@ -84,13 +84,13 @@ def _time_class(model: str) -> type:
     namespace = dict(params=policy.model_params(model, MATRIX_PRESETS, EAGER_APIS, RUN.run_slow_tasks),
                      **policy.tier_policy(model),
                      __doc__=f"Seconds per call of {model}'s ops ({registry.model_spec(model).tier} tier).",
-                     time_op=_time_method("time_op", "time"),
-                     time_cpu_op=_time_method("time_cpu_op", "cpu", timer=timing.CPU_CLOCK))
+                     time_op=_time_method("time_op"),
+                     time_cpu_op=_time_method("time_cpu_op", timer=timing.CPU_CLOCK))
     compiled = policy.model_params(model, MATRIX_PRESETS, ["compile"], RUN.run_slow_tasks)
     if compiled[1]:
-        namespace["time_compiled_op"] = _time_method("time_compiled_op", "time", params=compiled,
+        namespace["time_compiled_op"] = _time_method("time_compiled_op", params=compiled,
                                                      **policy.COMPILED_POLICY)
-        namespace["time_cpu_compiled_op"] = _time_method("time_cpu_compiled_op", "cpu", params=compiled,
+        namespace["time_cpu_compiled_op"] = _time_method("time_cpu_compiled_op", params=compiled,
                                                          timer=timing.CPU_CLOCK, **policy.COMPILED_POLICY)
     return type(model, (_TimeOp,), namespace)
 
@@ -107,7 +107,11 @@ class _PerCell:
     param_names = policy.CELL_PARAM_NAMES
     version = str(policy.POLICY_VERSION)
     timeout = policy.LONGEST_TIMEOUT
-    metric = ""  # registry.why_not's metric: what the class measures
+    metric = ""  # what the class's one benchmark method records (funcbench.metrics), set below
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        (cls.metric,) = {metrics.METHOD_METRICS[name] for name in vars(cls) if name in metrics.METHOD_METRICS}
 
     def setup(self, cell, preset, device):
         self.prepared = prepared(Cell.parse(cell), preset, device, RUN, self.metric)
@@ -120,7 +124,6 @@ class Memory(_PerCell):
     """Host max RSS of a process after one call of the op (model build included: RSS only grows).
     Eager cells: a compiled cell's process would mostly measure the compiler's footprint."""
     params = policy.cell_params(EAGER_CELLS, MATRIX_PRESETS)
-    metric = "memory"
 
     def peakmem_op(self, *params):
         self.prepared.sample()
@@ -129,7 +132,6 @@ class Memory(_PerCell):
 class CostRatio(_PerCell):
     """Op time / no-grad forward time (unit "ratio"), medians measured in one process; eager cells."""
     params = policy.cell_params(EAGER_CELLS, MATRIX_PRESETS)
-    metric = "cost_ratio"
 
     def track_cost_ratio(self, *params):
         return cost_ratio.cost_ratio(self.prepared)
@@ -140,7 +142,6 @@ class CostRatio(_PerCell):
 class CudaMemory(_PerCell):
     """torch.cuda.max_memory_allocated over one call; n/a on a CPU device (before any build)."""
     params = policy.cell_params(registry.cells(run_slow_tasks=RUN.run_slow_tasks), MATRIX_PRESETS, devices=["cuda"])
-    metric = "cuda_memory"
 
     def track_cuda_peak_memory(self, *params):
         return cuda_memory.cuda_peak_memory(self.prepared)
@@ -155,7 +156,7 @@ class Compile(_PerCell):
 
     def setup(self, cell, preset, device):
         process.use_suite_threads()
-        self.case = registry.prepare(*Cell.parse(cell), device, preset, run=RUN, metric="compile_seconds")
+        self.case = cases.build_case(Cell.parse(cell), device, preset, run=RUN, metric=self.metric)
 
     def track_compile_seconds(self, *params):
         return compilation.compile_seconds(self.case)

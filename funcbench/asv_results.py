@@ -31,7 +31,9 @@ import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from . import config
-from .measurement import CLOCK_WORDS, METRICS, TIME_METRICS, Measurement
+from . import metrics
+from .measurement import Measurement
+from .metrics import REPORTED, TIME_METRICS
 from .registry import Cell, row_order
 from .report import Key, Report
 from .results_files import ResultFile, SelectionError, date_text, scan
@@ -145,32 +147,26 @@ def select(entries: Sequence[ResultFile], commit: Optional[str] = None, machine:
 # ------------------------------------------------------------------------------ reading
 
 
-# Which asv benchmarks hold each metric's values (method name -> metric): no series mixes two clocks.
-METRIC_METHODS = {"time": lambda method: method.startswith("time_") and not method.startswith("time_cpu_"),
-                  "cpu": lambda method: method.startswith("time_cpu_"),
-                  "instructions": lambda method: method == "track_instructions",
-                  "compile_seconds": lambda method: method == "track_compile_seconds"}
-
-
 def read_side(results_dir: str, entry: ResultFile, metric: Optional[str] = "time") -> AsvSide:
     """The rows of one results file for ``metric``: its benchmarks with model/task/api params
     (``time_*`` for time, ``time_cpu_*`` for cpu, ``track_instructions`` for instructions).
     ``metric`` None: time where the file has wall-clock results, else cpu where it has CPU-clock
     ones. SelectionError (one line) for cpu on a file without CPU-clock results."""
-    if metric is not None and metric not in METRICS:
-        raise SelectionError(f"unknown metric {metric!r}; choose from: {', '.join(METRICS)}")
+    if metric is not None and metric not in REPORTED:
+        raise SelectionError(f"unknown metric {metric!r}; choose from: {', '.join(REPORTED)}")
+    of = metrics.METHOD_METRICS.get  # which metric a row's method records: no series mixes two clocks
     rows = rows_of(results_dir, entry.loaded())
     if metric is None:
-        metric = next((m for m in TIME_METRICS if any(r.measured and r.cell and METRIC_METHODS[m](r.method)
+        metric = next((m for m in TIME_METRICS if any(r.measured and r.cell and of(r.method) == m
                                                        for r in rows)), "time")
-    if metric == "cpu" and not any(r.cell and METRIC_METHODS["cpu"](r.method) for r in rows):
+    if metric == "cpu" and not any(r.cell and of(r.method) == "cpu" for r in rows):
         raise SelectionError(f"{entry.path} holds no CPU-clock results (time_cpu_* benchmarks): run them with "
                              f"{config.CLOCKS.name}=cpu (the default on a CPU device) or wall,cpu")
     measurements: List[Measurement] = []
     missing = []
     for row in rows:
         cell = row.cell
-        if cell is None or not METRIC_METHODS[metric](row.method):
+        if cell is None or of(row.method) != metric:
             continue  # another metric, or not a funcbench benchmark: its rows would not be one cell each
         preset = str(row.param("preset") or entry.setting(config.PRESET))
         device = str(row.param("device") or entry.setting(config.DEVICE))
@@ -330,7 +326,7 @@ def heading(side: AsvSide) -> str:
     how = ("mean and var of the recorded samples" if side.sampled == len(side.report.rows)
            else "mean = asv's median, var from the interquartile range (no --record-samples)" if not side.sampled
            else f"{side.sampled} of {len(side.report.rows)} rows from recorded samples")
-    return f"asv results for {side.describe()}; seconds per call by {CLOCK_WORDS[side.metric]}; {how}:"
+    return f"asv results for {side.describe()}; seconds per call by {metrics.clock_words(side.metric)}; {how}:"
 
 
 __all__ = ["AsvSide", "Marked", "heading", "is_selection", "listing", "load", "load_selection", "mark_changes",

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from . import registry, timing
+from . import cases, timing
 
 CACHE_VARS = ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR")  # inductor's, and triton's on CUDA
 
@@ -61,16 +61,16 @@ def empty_cache():
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def compile_seconds(case: registry.Case) -> float:
+def compile_seconds(case: cases.Case) -> float:
     """Wall seconds of a compiled cell's first call from an empty cache: tracing, inductor's
     code generation and C++/triton compilation, and one run of the op. ``case`` is a compiled
-    cell not yet called (``registry.prepare(..., metric="compile_seconds")`` checks and binds
+    cell not yet called (``cases.build_case(..., metric="compile_seconds")`` checks and binds
     it; the first call compiles). The result is checked (shape, finite, against eager
     torch.func) after the clock stops."""
     with empty_cache():
         clock = timing.clock_for(case.device)
         start = clock()
-        case.run()
+        case.call()
         seconds = clock() - start
-        case.run_checked()  # the guard, once the clock has stopped
+        case.call_checked()  # the guard, once the clock has stopped
     return seconds

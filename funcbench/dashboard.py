@@ -173,36 +173,3 @@ def serve(html: Path, host: str = "127.0.0.1", port: int = 8080) -> None:
         server.serve_forever()
     finally:
         server.server_close()
-
-
-# ------------------------------------------------------------------------- funcbench publish
-
-def add_arguments(parser) -> None:
-    parser.add_argument("--config", default="asv.conf.json", help="asv.conf.json to publish (default ./asv.conf.json)")
-    parser.add_argument("--serve", action="store_true", help="then serve the dashboard on 127.0.0.1 until Ctrl-C")
-    parser.add_argument("--port", type=int, default=8080, help="the port --serve listens on (default 8080; 0: any free)")
-
-
-def run(args) -> int:
-    """``asv publish``, then the dashboard made self-contained; 2 with one line when it cannot be."""
-    from .asv_driver import Asv, AsvError  # asv_driver imports the registry: only the command needs it
-
-    try:
-        asv = Asv(Path(args.config))
-        archive = vendor_archive()
-        asv("publish")
-        html = asv.html_dir
-        pages = make_self_contained(html, archive)
-    except (AsvError, DashboardError) as error:
-        print(f"funcbench publish: error: {str(error).strip().splitlines()[0]}", file=sys.stderr)
-        return 2
-    print(f"dashboard: {pages[0]} (asv's own page: {pages[1]}); nothing in it loads from outside {html}")
-    if args.serve:
-        try:
-            serve(html, port=args.port)
-        except OSError as error:
-            print(f"funcbench publish: error: cannot serve on 127.0.0.1:{args.port}: {error.strerror}", file=sys.stderr)
-            return 2
-        except KeyboardInterrupt:
-            pass
-    return 0

@@ -12,12 +12,13 @@ A generated table sits between two markers in a markdown file::
 from __future__ import annotations
 
 import argparse
+import ast
 import re
 import sys
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
-from . import config, policy, registry
+from . import config, metrics, policy, registry
 from .instructions import COUNTING
 from .tasks import APIS, TASKS, task_label
 
@@ -80,6 +81,13 @@ def counting_table() -> str:
     return _table(("selection", "models", "eager cells", "uncounted calls after the checked one", "counted calls"), rows)
 
 
+def metrics_table() -> str:
+    """The metric vocabulary (funcbench.metrics)."""
+    rows = [(f"`{m.name}`", m.unit, ", ".join(f"`{x}`" for x in m.methods), m.clock or "—", ", ".join(m.devices),
+             m.what) for m in metrics.VOCABULARY]
+    return _table(("metric", "unit", "asv methods", "clock", "devices", "what"), rows)
+
+
 def apis_table() -> str:
     from .tasks import API_LABELS
 
@@ -87,8 +95,32 @@ def apis_table() -> str:
     return _table(("api", "what", "report row (vjp)"), rows)
 
 
+def _what(path: Path) -> str:
+    """The first line of a module's docstring (of a package: its __init__'s)."""
+    source = path / "__init__.py" if path.is_dir() else path
+    doc = ast.get_docstring(ast.parse(source.read_text())) if source.is_file() else None
+    return (doc or "").strip().splitlines()[0].replace("|", "\\|") if doc else "—"
+
+
+def modules_table() -> str:
+    """Every module of funcbench/, by layer (funcbench.LAYERS: the folders), with its docstring's first line."""
+    import funcbench
+
+    package = Path(funcbench.__file__).parent
+    rows = []
+    for layer, what in funcbench.LAYERS:
+        path = package / layer if (package / layer).is_dir() else package / f"{layer}.py"
+        rows.append((f"**`{layer}/`**" if path.is_dir() else f"**`{layer}.py`**", what))
+        if path.is_dir():
+            for module in sorted(p for p in path.iterdir() if p.suffix == ".py" and p.name != "__init__.py"
+                                 or (p / "__init__.py").is_file()):
+                rows.append((f"`{layer}/{module.name}{'/' if module.is_dir() else ''}`", _what(module)))
+    return _table(("module", "what it does"), rows)
+
+
 TABLES: Dict[str, Callable[[], str]] = {"models": models_table, "settings": settings_table, "tiers": tiers_table,
-                                        "counting": counting_table, "apis": apis_table}
+                                        "counting": counting_table, "apis": apis_table, "modules": modules_table,
+                                        "metrics": metrics_table}
 
 
 def files(root: Optional[Path] = None) -> List[Path]:

@@ -7,7 +7,7 @@ import dataclasses
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from . import config, cost_table, policy
+from . import config, cost_table, metrics, policy
 from .shard_manifest import Item
 from .shard_plan import items
 
@@ -18,7 +18,7 @@ class MainJobError(RuntimeError):
 
 # The main job's parts, most wanted first: the counts (the README's headline, a 1 % change seen
 # on a noisy machine: always run, whatever the estimate), the times by the run's clocks, compile
-# seconds, then the one-value metrics. Names the metrics of policy.METHOD_METRICS.
+# seconds, then the one-value metrics. Names metrics of the vocabulary (funcbench.metrics).
 MAIN_JOB_PARTS = (("instruction counts", ("instructions",)), ("time", ("time", "cpu")),
                   ("compile seconds", ("compile_seconds",)), ("peak memory and cost ratio", ("memory", "cost_ratio",
                                                                                            "cuda_memory")))
@@ -90,9 +90,9 @@ def main_job(run: config.RunSettings, seconds_left: float, costs: Dict[str, floa
 
     base = policy.selection_regex(run)
     parts = []
-    for name, metrics in MAIN_JOB_PARTS:
-        methods = sorted(m for m, metric in policy.METHOD_METRICS.items() if metric in metrics)
-        mine = [i for i in work if policy.METHOD_METRICS.get(i.benchmark.rsplit(".", 1)[-1]) in metrics]
+    for name, wanted in MAIN_JOB_PARTS:
+        methods = sorted(method for method, metric in metrics.METHOD_METRICS.items() if metric in wanted)
+        mine = [i for i in work if metrics.METHOD_METRICS.get(i.benchmark.rsplit(".", 1)[-1]) in wanted]
         if mine and name not in done:
             parts.append((MainJobPart(name, name, [f"{base}(?=benchmarks\\.\\w+\\.({'|'.join(methods)})\\()"],
                                       ASV_RUN_S + sum(map(cost, mine)), len(mine)), mine))

@@ -10,13 +10,8 @@ import dataclasses
 import statistics
 from typing import Optional, Sequence, Tuple
 
+from . import metrics
 from .registry import Cell
-
-# metric -> unit of one value: seconds per call by the wall clock, by the calling thread's CPU clock,
-# instructions per call, seconds to compile a cell
-METRICS = {"time": "seconds", "cpu": "seconds", "instructions": "instructions", "compile_seconds": "seconds"}
-TIME_METRICS = ("time", "cpu")  # per-call seconds, with asv's samples and statistics
-CLOCK_WORDS = {"time": "the wall clock", "cpu": "the calling thread's CPU clock"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +43,7 @@ class Measurement:
 
     @property
     def unit(self) -> str:
-        return METRICS[self.metric]
+        return metrics.METRICS[self.metric].unit
 
     @property
     def median(self) -> float:

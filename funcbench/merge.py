@@ -20,19 +20,18 @@ files.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime
 import hashlib
 import itertools
 import json
-import sys
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .files import set_aside
 from .results_files import is_result_file
 from .shard_manifest import Item, ShardManifest
+from .text import first_line
 
 try:  # asv is no dependency of the package (benchmark environments lack it); only merging needs it
     from asv import util as asv_util
@@ -145,7 +144,7 @@ def _read_manifest(path: Path) -> _Shard:
         return _Shard(path, ShardManifest.read(path))
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise MergeError(f"{path} is no readable shard results dir (its funcbench-shard.json: "
-                         f"{_first_line(error)})") from None
+                         f"{first_line(error)})") from None
 
 
 def _check_plan(shards: List[_Shard]) -> None:
@@ -200,7 +199,7 @@ def _load_results(shard: _Shard) -> None:
             try:
                 results = Results.load(str(path), machine_name=machine)
             except asv_util.UserError as error:
-                raise MergeError(f"{shard}: {_first_line(error)}") from None
+                raise MergeError(f"{shard}: {first_line(error)}") from None
             if machine != manifest.machine:
                 raise MergeError(f"{path} holds results of machine {machine!r}; the manifest of {shard} says "
                                  f"{manifest.machine!r}")
@@ -402,7 +401,7 @@ def _load_json(path: Path, api_version: int) -> dict:
     try:
         return asv_util.load_json(str(path), api_version=api_version)
     except (OSError, asv_util.UserError) as error:
-        raise MergeError(_first_line(error) or f"cannot read {path}") from None
+        raise MergeError(first_line(error)) from None
 
 
 def _sha256(path: Path) -> str:
@@ -411,33 +410,3 @@ def _sha256(path: Path) -> str:
 
 def _short(commits: Sequence[str]) -> str:
     return ", ".join(c[:8] for c in commits) or "none"
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("shard_dirs", nargs="+", metavar="SHARD_DIR",
-                        help="every shard's results dir (funcbench shard --results-dir) of one plan")
-    parser.add_argument("--into", required=True, metavar="DIR",
-                        help="the asv results dir to merge into (e.g. results); a file there that merge-results "
-                             "did not write is kept as <name>.<UTC time>.bak")
-    parser.add_argument("--on-duplicate", choices=ON_DUPLICATE, default="refuse",
-                        help="a parameter set two shards measured differently: refuse (default), or keep the "
-                             "later run")
-
-
-def run(args: argparse.Namespace) -> int:
-    """0: merged; 1: merged, but a planned parameter set did not finish; 2: nothing merged."""
-    try:
-        outcome = merge(Path(args.into), [Path(d) for d in args.shard_dirs], args.on_duplicate)
-    except MergeError as error:
-        print(f"funcbench merge-results: error: {error}", file=sys.stderr)
-        return 2
-    if outcome.unfinished:
-        print(f"funcbench merge-results: {len(outcome.unfinished)} planned parameter set(s) did not finish "
-              f"(listed above): rerun their shards and merge again", file=sys.stderr)
-        return 1
-    return 0

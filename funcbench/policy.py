@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from . import config, registry
+from . import config, metrics, registry
 from .registry import Cell
 from .tasks import APIS, TASKS
 
@@ -103,15 +103,7 @@ def selection_regex(run: config.RunSettings) -> str:
     50 ms each; some 1,800 of them in the default suite), and stores an unselected one as NaN,
     as it does a skipped one: the results are the same, sooner."""
     others = [kind for kind in DEVICE_KINDS if kind != run.device_kind]
-    idle = sorted(m for m, metric in METHOD_METRICS.items() if metric in ("time", "cpu")
-                  and {"time": "wall", "cpu": "cpu"}[metric] not in run.clocks)
+    idle = sorted(method for m in metrics.VOCABULARY if m.clock and m.clock not in run.clocks for method in m.methods)
     device = f"(?!.*'({'|'.join(others)})'\\)$)" if others else ""
     methods = f"(?!benchmarks\\.\\w+\\.({'|'.join(idle)})\\()" if idle else ""
     return f"^{methods}{device}"
-
-
-# The metric each benchmark method measures (registry.why_not's ``metric``): what makes a parameter
-# set n/a, for the suite's setups and for planning shards alike.
-METHOD_METRICS = {"time_op": "time", "time_compiled_op": "time", "time_cpu_op": "cpu", "time_cpu_compiled_op": "cpu",
-                  "peakmem_op": "memory", "track_cost_ratio": "cost_ratio", "track_cuda_peak_memory": "cuda_memory",
-                  "track_compile_seconds": "compile_seconds", "track_instructions": "instructions"}

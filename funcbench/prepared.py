@@ -14,14 +14,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Dict, Optional, Tuple
 
-from . import config, injection, process, registry, timing
+from . import cases, config, injection, process, registry, timing
 from .registry import Cell
 
 
 @dataclasses.dataclass
 class Prepared:
     """One cell ready to time in this process."""
-    case: registry.Case
+    case: cases.Case
     op: Callable[[], None]  # one call, waiting for the device's queued work
     first_call_s: float  # the checked first call, warm-up included: an upper bound of the op's cost
     extra_iterations: int = 0  # TEST-ONLY injected work per sample (FUNCBENCH_INJECT_SLOWDOWN)
@@ -31,13 +31,13 @@ class Prepared:
         self.sample = injection.with_spin(self.op, self.extra_iterations)
 
 
-def _prepare(cell: Cell, preset: str, device: str, run: config.RunSettings, metric: str) -> Prepared:
+def _make(cell: Cell, preset: str, device: str, run: config.RunSettings, metric: str) -> Prepared:
     process.use_suite_threads()
-    case = registry.prepare(*cell, device=device, preset=preset, run=run, metric=metric)  # Unsupported: n/a
-    op = timing.synchronized(case.run, case.device)
+    case = cases.build_case(cell, device=device, preset=preset, run=run, metric=metric)  # Unsupported: n/a
+    op = timing.synchronized(case.call, case.device)
     clock = timing.clock_for(case.device)
     usage, start = timing.cpu_usage(), clock()
-    case.run_checked()  # warm-up and guard: a wrong result is never timed
+    case.call_checked()  # warm-up and guard: a wrong result is never timed
     first_call_s = clock() - start
     if metric == "cpu":
         # Who did the checked call's work, at no extra call; a compiled cell's first call compiles
@@ -67,7 +67,7 @@ def prepared(cell: Cell, preset: str, device: str, run: Optional[config.RunSetti
     FUNCBENCH_* settings) does not measure it, or (metric "cpu") if the CPU clock cannot see its work."""
     key = (cell, preset, device, metric)
     if key not in _PREPARED:
-        _PREPARED[key] = _prepare(cell, preset, device, run or config.RunSettings.from_environ(), metric)
+        _PREPARED[key] = _make(cell, preset, device, run or config.RunSettings.from_environ(), metric)
     return _PREPARED[key]
 
 

@@ -1,7 +1,7 @@
 """The state of a benchmark process: threads, allocator, imports, a run's own compile cache.
 
 asv's forkserver imports the suite once and forks every benchmark process from it;
-``prepare_parent_process`` (called by that import) puts the parent into the state every child
+``set_up_parent_process`` (called by that import) puts the parent into the state every child
 should start from, cheaply, and refuses a run that would measure nothing. The counting process
 under valgrind and ``funcbench run`` use the same allocator and thread policy.
 """
@@ -48,7 +48,7 @@ def check_run_environment() -> config.RunSettings:
     return run
 
 
-def prepare_parent_process() -> config.RunSettings:
+def set_up_parent_process() -> config.RunSettings:
     """Process-wide policy, applied once where the suite is imported. Imports only (no tensor
     work, no CUDA): neither a used OpenMP pool nor CUDA survives fork."""
     run = check_run_environment()

@@ -14,14 +14,9 @@ import functools
 import importlib
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-import torch
-from torch import Tensor
-
-from . import tools
+from . import metrics, tools
 from .config import CLOCKS, INSTRUCTIONS, PRESET, RUN_SLOW_TASKS, TIERS, RunSettings, UnknownName, choose
-from .models.common import DEFAULT_SEED
-from .tasks import (APIS, EAGER_APIS, FUNC_UNSUPPORTED, REFERENCE_API, TASKS, VECTOR_PRODUCT_TASKS, assert_consistent,
-                    bind, check_result, draw_v, forbid_recompiles)
+from .tasks import APIS, EAGER_APIS, FUNC_UNSUPPORTED, TASKS, VECTOR_PRODUCT_TASKS
 
 NO_DOUBLE_BACKWARD = "no double backward (cuDNN-style RNN): only vjp"
 # nn.LSTM on packed sequences fails under torch.func (torch 2.14, CPU).
@@ -223,15 +218,6 @@ def row_order(cell: Cell):
     return (rank(list(MODELS), model), str(model), rank(TASKS, task), str(task), rank(APIS, api), str(api))
 
 
-# What each metric needs beyond the cell running at all (registry.why_not's ``metric``; the others,
-# e.g. memory or cost_ratio, need nothing more).
-METRIC_NEEDS = {
-    "time": "the wall clock among the run's FUNCBENCH_CLOCKS",
-    "cpu": "a CPU device, and the CPU clock among the run's FUNCBENCH_CLOCKS",
-    "instructions": "valgrind, a CPU device, and the cell in FUNCBENCH_INSTRUCTIONS",
-    "compile_seconds": "api=compile",
-}
-CLOCK_OF = {"time": "wall", "cpu": "cpu"}  # the clock of each time metric
 GPU_NOT_CPU = ("GPU work is not CPU time: on a CUDA device the wall clock, synchronized, times the op "
                "(time_op, time_compiled_op)")
 
@@ -241,8 +227,9 @@ def why_not(cell: Cell, preset: str = PRESET.default, device: str = "cpu", metri
     """Why ``cell`` at ``preset`` on ``device`` is not measured here, or None: the one answer
     the asv suite (n/a), the CLI (skipped), the counts and the audit give. With ``run`` (an asv
     run's settings) also what that run does not measure: another preset or device, a task
-    outside its task set, a cell its instruction selection leaves out. ``metric`` adds what a
-    metric needs (METRIC_NEEDS). ``here`` False: only what the cell, the metric and the run's
+    outside its task set, a cell its instruction selection leaves out. ``metric`` (one of
+    funcbench.metrics) adds what it needs: its clock among the run's, its device kinds,
+    api=compile for compile seconds, valgrind and the run's selection for counts. ``here`` False: only what the cell, the metric and the run's
     settings say, nothing of this machine (its packages, compiler, valgrind): the same answer on
     every machine, as a plan shared by shards on several machines needs."""
     model, task, api = cell
@@ -258,10 +245,11 @@ def why_not(cell: Cell, preset: str = PRESET.default, device: str = "cpu", metri
         why = unsupported_reason(model, task, api)
         if why:
             return f"{model} {task} ({api}) is unsupported: {why}"
-    if metric == "cpu" and device.startswith("cuda"):
+    clock = metrics.METRICS[metric].clock
+    if clock == "cpu" and device.startswith("cuda"):
         return GPU_NOT_CPU
-    if run is not None and metric in CLOCK_OF and CLOCK_OF[metric] not in run.clocks:
-        return (f"this run times with {CLOCKS.name}={','.join(run.clocks)}, not the {CLOCK_OF[metric]} clock "
+    if run is not None and clock and clock not in run.clocks:
+        return (f"this run times with {CLOCKS.name}={','.join(run.clocks)}, not the {clock} clock "
                 f"({CLOCKS.name}=wall,cpu times with both)")
     if metric == "compile_seconds" and api != "compile":
         return "compile time is measured for api=compile only"
@@ -296,97 +284,3 @@ def import_getters() -> None:
     for model in MODELS:
         if unavailable_reason(model) is None:
             getter(model)
-
-
-def resolve_device(device) -> torch.device:
-    """A torch.device that exists here, or UnknownName/Unsupported saying why not."""
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise UnknownName(f"unknown device {device!r}; use cpu, cuda or cuda:N ({error})") from None
-    if resolved.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise Unsupported(f"device {device!r} asked for, but CUDA is not available here")
-        if resolved.index is not None and resolved.index >= count:
-            raise Unsupported(f"device {device!r} asked for, but only {count} CUDA device(s) exist")
-    elif resolved.type != "cpu":
-        raise UnknownName(f"unknown device {device!r}; use cpu, cuda or cuda:N")
-    return resolved
-
-
-@functools.lru_cache(maxsize=None)
-def build(model: str, device: str = "cpu", preset: str = PRESET.default, seed: int = DEFAULT_SEED):
-    """(forward, params) of a model, built once per process: asv calls setup before every
-    timed call, and a model build costs up to seconds. The getter checks the preset."""
-    reason = unavailable_reason(model)
-    if reason:
-        raise Unsupported(f"{model} is unavailable here: {reason}")
-    return getter(model)(resolve_device(device), preset, seed)
-
-
-@dataclasses.dataclass
-class Case:
-    """One (model, task, API) ready to run on fixed arguments: ``run()`` is one call of the
-    task's implementation, exactly the work a timing measures (without waiting for a device)."""
-    model: str
-    task: str
-    api: str
-    device: str
-    preset: str
-    forward: Callable[..., Tensor]
-    params: Tuple[Tensor, ...]
-    v: object
-    bound: Callable[[], object] = None  # the task's implementation bound to the arguments (tasks.bind)
-
-    def __post_init__(self):
-        if self.bound is None:
-            self.bound = bind(self.api, self.task, self.forward, self.params, self.v)
-
-    @property
-    def cell(self) -> Cell:
-        return Cell(self.model, self.task, self.api)
-
-    def run(self):
-        return self.bound()
-
-    def run_checked(self):
-        """One call whose result is checked (finite, right shape): warm-up and guard at once.
-        A compiled op is compiled by this call, checked against eager torch.func with the
-        original's tolerances, called once more, and from then on may not recompile."""
-        result = self.run()
-        check_result(self.task, result, self.params)
-        if self.api == "compile":
-            reference = bind(REFERENCE_API[self.api], self.task, self.forward, self.params, self.v)()
-            assert_consistent(self.task, reference, result)
-            self.run()  # some one-time work happens on the second call (measured: 0.27 ms, then 0.07)
-            forbid_recompiles()
-        return result
-
-
-@functools.lru_cache(maxsize=None)
-def _draw_v(model: str, task: str, device: str, preset: str, seed: int):
-    forward, params = build(model, device, preset, seed)
-    output = forward(*params).detach() if task == "vjp" else None
-    return draw_v(task, output, params, seed)
-
-
-def forget_builds() -> None:
-    """Drop every cached model (a run over many models keeps one model alive at a time)."""
-    _draw_v.cache_clear()
-    build.cache_clear()
-
-
-def prepare(model: str, task: str, api: str, device: str = "cpu", preset: str = PRESET.default,
-            seed: int = DEFAULT_SEED, run: Optional[RunSettings] = None, metric: str = "time") -> Case:
-    """Build (or reuse) the model and v of one cell; Unsupported saying why_not if it is not
-    measured here (with ``run``: not by that asv run). The one check of a cell before a build."""
-    cell = Cell.parse(f"{model}:{task}:{api}")
-    reason = why_not(cell, preset, str(device), metric, run)
-    if reason:
-        raise Unsupported(reason)
-    # An asv run's device param is a kind (cpu, cuda); the run names the device (cuda:1).
-    device = str(resolve_device(run.device if run is not None else device))
-    forward, params = build(model, device, preset, seed)
-    # v depends only on the task's kind, so both APIs see the same v.
-    return Case(model, task, api, device, preset, forward, params, _draw_v(model, task, device, preset, seed))

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
-from . import config, cost_table, policy, registry, results_rows
+from . import config, cost_table, metrics, registry, results_rows
 from .packing import longest_first
 from .registry import Cell
 from .shard_manifest import Item
@@ -44,10 +44,10 @@ def _measured(name: str, names: Sequence[str], params: Sequence[str], run: confi
     """Whether the run's settings measure this parameter set (the same answer on every machine)."""
     method = name.rsplit(".", 1)[-1]
     values = dict(zip(names, (results_rows.param_value(p) for p in params)))
-    if method not in policy.METHOD_METRICS:
+    if method not in metrics.METHOD_METRICS:
         return True
     cell = Cell.parse(values["cell"]) if "cell" in values else Cell(values["model"], values["task"], values["api"])
-    return registry.why_not(cell, values["preset"], values["device"], policy.METHOD_METRICS[method], run,
+    return registry.why_not(cell, values["preset"], values["device"], metrics.METHOD_METRICS[method], run,
                             here=False) is None
 
 

@@ -3,7 +3,8 @@ agree for every default (model, task) at the small preset, and the transformer's
 double-backward tasks run (the fused CPU attention kernel has no double backward)."""
 import pytest
 
-from funcbench import registry
+from funcbench import cases, registry
+from funcbench.registry import Cell
 from funcbench.tasks import assert_consistent
 
 BOTH_APIS = [(m, t) for m in registry.MODELS for t in registry.selected_tasks(m, "autograd")
@@ -14,8 +15,8 @@ AUTOGRAD_ONLY = [(m, t) for m in registry.MODELS for t in registry.selected_task
 
 @pytest.mark.parametrize("model, task", BOTH_APIS)
 def test_both_apis_agree(model, task):
-    expected = registry.prepare(model, task, "autograd").run_checked()
-    assert_consistent(task, expected, registry.prepare(model, task, "func").run_checked())
+    expected = cases.build_case(Cell(model, task, "autograd")).call_checked()
+    assert_consistent(task, expected, cases.build_case(Cell(model, task, "func")).call_checked())
 
 
 def test_cells_without_a_torch_func_twin_are_known_and_still_run_in_autograd():
@@ -23,18 +24,18 @@ def test_cells_without_a_torch_func_twin_are_known_and_still_run_in_autograd():
     assert set(AUTOGRAD_ONLY) == {("ppl_simple_reg", "jacobian"), ("ppl_robust_reg", "jacobian"),
                                   ("deepspeech", "vjp")}
     assert "Cannot access data pointer" in registry.unsupported_reason("deepspeech", "vjp", "func")
-    registry.prepare("deepspeech", "vjp", "autograd").run_checked()
+    cases.build_case(Cell("deepspeech", "vjp", "autograd")).call_checked()
 
 
 @pytest.mark.parametrize("task", ["jvp", "vhp", "hvp"])
 def test_transformer_double_backward_tasks_run(task):
     # Without the math attention backend these raise "derivative for
     # aten::_scaled_dot_product_flash_attention_for_cpu_backward is not implemented".
-    registry.prepare("transformer", task, "autograd").run_checked()
+    cases.build_case(Cell("transformer", task, "autograd")).call_checked()
 
 
 def test_transformer_vhp_under_torch_func_runs_twice():
     # A mask cached on the module inside a transform escapes it and breaks the second call.
-    case = registry.prepare("transformer", "vhp", "func")
-    case.run_checked()
-    case.run_checked()
+    case = cases.build_case(Cell("transformer", "vhp", "func"))
+    case.call_checked()
+    case.call_checked()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from funcbench import cli
+from funcbench import commands
 
 import asv_helpers  # noqa: E402  (tests/asv_helpers.py, the asv suite helpers)
 
@@ -61,7 +61,7 @@ def suite(tmp_path_factory):
 
 
 def run_cli(capsys, *argv):
-    code = cli.main(list(argv))
+    code = commands.main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
 

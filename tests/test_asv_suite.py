@@ -14,7 +14,7 @@ import torch
 
 from asv_helpers import ROOT, SMALL_BENCH, asv, env_python, result_files, shared_suite, write_conf
 from benchmarks import benchmarks as suite_module
-from funcbench import injection, policy, prepared, registry
+from funcbench import cases, injection, policy, prepared, registry
 from funcbench.config import RunSettings, load_asv_conf
 from funcbench.tasks import APIS
 
@@ -127,7 +127,7 @@ def test_only_the_runs_preset_and_device_are_measured(monkeypatch):
 
 def test_a_clock_the_run_does_not_time_with_is_na_before_any_build(monkeypatch):
     built = []
-    monkeypatch.setattr(registry, "build", lambda *args: built.append(args))
+    monkeypatch.setattr(cases, "build", lambda *args: built.append(args))
     for clocks, method in (("cpu", "time_op"), ("wall", "time_cpu_op")):
         monkeypatch.setattr(suite_module, "RUN", RunSettings.from_environ({"FUNCBENCH_CLOCKS": clocks}))
         with pytest.raises(NotImplementedError, match=f"this run times with FUNCBENCH_CLOCKS={clocks}"):
@@ -281,15 +281,15 @@ def test_a_run_that_would_measure_nothing_fails_at_discovery(asv_run, variable, 
 def test_report_and_compare_by_either_clock(asv_run, capsys):
     """The same results by the wall clock (time_op) and the CPU clock (time_cpu_op): one table each,
     the heading says which; no --metric takes the wall clock where it was timed."""
-    from funcbench import cli
+    from funcbench import commands
     results = str(asv_run["work"] / "results")
     for argv, clock in ((["--metric", "cpu"], "by the calling thread's CPU clock"), ([], "by the wall clock")):
-        assert cli.main(["report", "--results-dir", results, "--machine", "cpu-box", *argv]) == 0
+        assert commands.main(["report", "--results-dir", results, "--machine", "cpu-box", *argv]) == 0
         out = capsys.readouterr().out
         assert clock in out.splitlines()[0]
         assert "| ppl_simple_reg[small] | functorch vjp |" in out and "| multiheadattn[small] | vjp |" in out
     first, second = asv_run["commits"]
-    assert cli.main(["compare", "--results-dir", results, "--metric", "cpu", "--before", f"asv:{first[:8]}@cpu-box",
+    assert commands.main(["compare", "--results-dir", results, "--metric", "cpu", "--before", f"asv:{first[:8]}@cpu-box",
                      "--after", f"asv:{second[:8]}@cpu-box"]) == 0
     err = capsys.readouterr().err
     assert "funcbench compare (cpu): 4 rows on both sides" in err

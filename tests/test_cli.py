@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from funcbench.cli import main
+from funcbench.commands import main
 from funcbench.measurement import Measurement
 from funcbench.registry import Cell
 from funcbench.report import Report, compare

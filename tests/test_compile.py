@@ -12,7 +12,7 @@ import torch
 import torch._dynamo
 
 import asv_helpers
-from funcbench import cli, compilation, prepared, registry, tasks, tools
+from funcbench import cases, commands, prepared, registry, tasks, tools
 from funcbench.config import RunSettings
 from funcbench.registry import Cell
 
@@ -25,21 +25,21 @@ needs_compile = pytest.mark.skipif(tools.compile_unavailable_reason() is not Non
 @pytest.mark.slow
 @pytest.mark.compile
 def test_compiled_cell_matches_eager_func_and_refuses_to_recompile():
-    case = registry.prepare(*CELL)
-    result = case.run_checked()  # compiles, checks against torch.func, forbids recompiles
-    expected = registry.prepare("ppl_simple_reg", "vjp", "func").run()
+    case = cases.build_case(CELL)
+    result = case.call_checked()  # compiles, checks against torch.func, forbids recompiles
+    expected = cases.build_case(Cell("ppl_simple_reg", "vjp", "func")).call()
     torch.testing.assert_close(result, expected, rtol=1e-5, atol=5e-3)
-    case.run()  # the steady state: no recompile
+    case.call()  # the steady state: no recompile
     case.bound.params = tuple(p.double() for p in case.params)  # other dtypes: dynamo's guards fail
     with pytest.raises(torch._dynamo.exc.RecompileError):
-        case.run()
+        case.call()
 
 
 @needs_compile
 @pytest.mark.slow
 @pytest.mark.compile
 def test_a_graph_break_is_an_error_never_a_quietly_eager_op():
-    forward, params = registry.build("ppl_simple_reg", "cpu", "small", 0)
+    forward, params = cases.build("ppl_simple_reg", "cpu", "small", 0)
 
     def forward_with_break(beta):
         loss = forward(beta)
@@ -60,7 +60,7 @@ def test_cli_reports_a_failing_compiled_cell_and_runs_the_rest(monkeypatch, caps
         return tasks.FUNC_TASKS["vjp"](f, p, v)
 
     monkeypatch.setattr(tasks, "BINDERS", {"compile": lambda impl, *args: tasks.CompiledOp(breaking_vjp, *args)})
-    code = cli.main(["run", "--preset", "small", "--device", "cpu", "--num-iters", "2", "--api", "all",
+    code = commands.main(["run", "--preset", "small", "--device", "cpu", "--num-iters", "2", "--api", "all",
                      "--run-slow-tasks", "--model-filter", "ppl_simple_reg", "--task-filter", "vjp"])
     captured = capsys.readouterr()
     assert code == 1
@@ -72,20 +72,21 @@ def test_cli_reports_a_failing_compiled_cell_and_runs_the_rest(monkeypatch, caps
 def test_compile_unavailable_is_one_line_in_the_cli_and_na_in_asv(monkeypatch, capsys):
     reason = "torch.compile's inductor needs a C++ compiler (g++ or clang++; Debian: apt-get install g++)"
     monkeypatch.setattr(tools, "compile_unavailable_reason", lambda device="cpu": reason)  # its one home
-    assert cli.main(["run", "--api", "compile", "--preset", "small", "--model-filter", "ppl_simple_reg"]) == 2
+    assert commands.main(["run", "--api", "compile", "--preset", "small", "--model-filter", "ppl_simple_reg"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "needs a C++ compiler" in err
     with pytest.raises(NotImplementedError, match=r"needs a C\+\+ compiler"):
         prepared.prepared(CELL, "small", "cpu", RunSettings(), "cpu")
     with pytest.raises(registry.Unsupported, match=r"needs a C\+\+ compiler"):
-        registry.prepare(*CELL)
+        cases.build_case(CELL)
 
 
 def test_both_keeps_the_originals_two_apis_and_all_adds_compile():
-    parser = cli.build_parser()
-    both = cli.planned_cells(parser.parse_args(["run", "--model-filter", "ppl_simple_reg", "--task-filter", "vjp"]))
-    every = cli.planned_cells(parser.parse_args(["run", "--api", "all", "--model-filter", "ppl_simple_reg",
-                                                 "--task-filter", "vjp", "--run-slow-tasks"]))
+    parser = commands.build_parser()
+    both = commands.run.planned_cells(parser.parse_args(["run", "--model-filter", "ppl_simple_reg",
+                                                         "--task-filter", "vjp"]))
+    every = commands.run.planned_cells(parser.parse_args(["run", "--api", "all", "--model-filter", "ppl_simple_reg",
+                                                          "--task-filter", "vjp", "--run-slow-tasks"]))
     assert [c.api for c in both] == ["autograd", "func"]
     assert [c.api for c in every] == ["autograd", "func", "compile"]
     assert tasks.task_label("vjp", "compile") == "compiled vjp"
@@ -93,10 +94,11 @@ def test_both_keeps_the_originals_two_apis_and_all_adds_compile():
 
 COLD_COMPILE = """
 import os, sys
-from funcbench import compilation, registry
+from funcbench import cases, compilation
+from funcbench.registry import Cell
 run_folder = sys.argv[1]
 os.environ["TORCHINDUCTOR_CACHE_DIR"] = run_folder  # the run's folder (compilation.use_run_cache)
-case = registry.prepare("ppl_simple_reg", "vjp", "compile", "cpu", "small", metric="compile_seconds")
+case = cases.build_case(Cell("ppl_simple_reg", "vjp", "compile"), "cpu", "small", metric="compile_seconds")
 seconds = compilation.compile_seconds(case)
 assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == run_folder, os.environ["TORCHINDUCTOR_CACHE_DIR"]
 print(seconds, sorted(os.listdir(run_folder)))

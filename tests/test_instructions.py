@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 import asv_helpers
-from funcbench import cli, config, instructions, registry, report, tools
+from funcbench import commands, config, instructions, registry, report, tools
 from funcbench.config import RunSettings
 from funcbench.measurement import Measurement
 from funcbench.registry import Cell
@@ -60,7 +60,7 @@ def test_injected_work_shows_in_counts_and_the_gate_fails_on_it(two_counts, tmp_
 
     argv = ["compare", "--metric", "instructions", "--before", written(first, "base.md"),
             "--after", written(injected, "head.md"), "--fail-above", "1.005"]
-    assert cli.main(argv) == 1
+    assert commands.main(argv) == 1
     fails = [line for line in capsys.readouterr().err.splitlines() if "FAIL" in line]
     assert len(fails) == 1 and "ppl_simple_reg[small] functorch vjp" in fails[0]
 
@@ -134,7 +134,7 @@ def test_asv_continuous_and_the_instruction_gate_fail_on_a_commit_that_adds_work
     # The same results through funcbench's gate.
     argv = ["compare", "--metric", "instructions", "--results-dir", str(work / "results"),
             "--before", f"asv:{base[:8]}@box", "--after", f"asv:{head[:8]}@box", "--fail-above", "1.005"]
-    assert cli.main(argv) == 1
+    assert commands.main(argv) == 1
     err = capsys.readouterr().err
     assert [line.split(":")[1].strip() for line in err.splitlines() if "FAIL" in line] == ["FAIL ppl_simple_reg[small] vjp"]
     assert "1 rows on both sides" not in err and "2 rows on both sides" in err

@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Lowest first. What a floor holds:
 FLOORS = [
     ["config", "tools", "tasks", "timing", "environment", "engines", "shard_manifest", "cost_table", "packing",
-     "files"],  # settings, machine tools, task implementations, clocks, environment facts, CI engines' shard
+     "files", "text"],  # settings, machine tools, task implementations, clocks, environment facts, CI engines' shard
     # variables, the shard contract, the committed cost table, longest-first packing, files set aside
     ["models"],                                                 # getters
     ["registry"],                                               # the single truth: cells, why_not, builds
@@ -23,7 +23,7 @@ FLOORS = [
     # cost table from a reference run; the shards' merge
     ["shard_run", "main_job", "dashboard"],                     # one shard's asv run; the main job's plan; the
     # published dashboard
-    ["cli"],                                                    # the command line
+    ["commands"],                                                    # the command line
     ["audit", "docs", "__main__"],                              # the suite's own measurements, generated docs
 ]
 FLOOR = {name: index for index, names in enumerate(FLOORS) for name in names}

@@ -11,7 +11,6 @@ The manifests (funcbench-shard.json) are written by the tests, on copies of thos
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import os
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from funcbench import cli, merge, results_files, results_rows
+from funcbench import commands, merge, results_files, results_rows
 from funcbench.shard_manifest import Item, ShardManifest
 
 import asv_helpers  # noqa: E402  (tests/asv_helpers.py)
@@ -95,9 +94,7 @@ def measured(folder):
 
 
 def cli_run(capsys, *argv):
-    parser = argparse.ArgumentParser()
-    merge.add_arguments(parser)
-    code = merge.run(parser.parse_args([str(a) for a in argv]))
+    code = commands.main(["merge-results", *map(str, argv)])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -164,7 +161,7 @@ def test_merged_tree_reads_like_one_run(runs, two, tmp_path, capsys):
     assert len(points) == 1 and sum(v == v and v is not None for v in points[0][1]) == 2
     out = asv_helpers.asv(conf, "compare", runs["new"], runs["new"], "--machine", MACHINE, home=runs["home"])
     assert "ppl_simple_reg" in out and "func" in out and "autograd" in out
-    code = cli.main(["report", "--results-dir", str(into)])
+    code = commands.main(["report", "--results-dir", str(into)])
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "| ppl_simple_reg[small] | vjp |" in out and "| ppl_simple_reg[small] | functorch vjp |" in out

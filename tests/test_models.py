@@ -2,14 +2,14 @@
 import pytest
 import torch
 
-from funcbench import registry
+from funcbench import cases, registry
 from funcbench.models.common import PRESETS
 
 
 @pytest.fixture(scope="module", params=list(registry.MODELS))
 def built(request):
     model = request.param
-    forward, params = registry.build(model, "cpu", "small", 0)
+    forward, params = cases.build(model, "cpu", "small", 0)
     return model, forward, params
 
 
@@ -49,7 +49,7 @@ def test_wav2letter_is_torchaudios_model_with_its_weight_shapes():
     import torchaudio.models
 
     reference = torchaudio.models.Wav2Letter(num_classes=28)
-    _, params = registry.build("wav2letter", "cpu", "small", 0)
+    _, params = cases.build("wav2letter", "cpu", "small", 0)
     assert [tuple(p.shape) for p in params] == [tuple(p.shape) for p in reference.parameters()]
     assert sum(p.numel() for p in params) == 26_187_278  # SPEC: ~26.2 M weights
 
@@ -58,7 +58,7 @@ def test_wav2letter_is_torchaudios_model_with_its_weight_shapes():
                                             ("multiheadattn", 400)])
 def test_weight_counts_match_the_original(model, weights):
     # Presets scale inputs, never the architecture: small has the original weight count.
-    _, params = registry.build(model, "cpu", "small", 0)
+    _, params = cases.build(model, "cpu", "small", 0)
     assert sum(p.numel() for p in params) == weights
 
 
@@ -71,6 +71,6 @@ def test_full_preset_uses_the_original_input_sizes():
     assert vision.RESNET18_SIZES["full"] == (32, 224) and vision.FCN_SIZES["full"] == (8, 480)
     assert deepspeech.PRESET_SIZES["full"]["batch"] == 10 and deepspeech.PRESET_SIZES["full"]["frames"] == 500
     assert (detr.PRESET_SIZES["full"]["height"], detr.PRESET_SIZES["full"]["width"]) == (800, 1200)
-    forward, params = registry.build("multiheadattn", "cpu", "full", 0)
+    forward, params = cases.build("multiheadattn", "cpu", "full", 0)
     assert torch.isfinite(forward(*params))
     assert set(PRESETS) == {"small", "full"}

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import asv_helpers
-from funcbench import cli, config, cost_table, engines, main_job, shard_plan, shard_run, tools
+from funcbench import commands, config, cost_table, engines, main_job, shard_plan, shard_run, tools
 from funcbench.config import RunSettings
 from funcbench.shard_manifest import Item, ShardManifest
 
@@ -119,16 +119,16 @@ def test_main_job_runs_the_whole_selection_where_it_fits_and_the_counts_then_the
 
 def test_main_job_command_prints_the_plan_as_json(capsys, monkeypatch):
     monkeypatch.chdir(config.ROOT)
-    assert cli.main(["main-job", "--seconds-left", "100000"]) == 0
+    assert commands.main(["main-job", "--seconds-left", "100000"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in plan["runs"]] == ["the whole suite"] and plan["left_out"] == []
     assert plan["runs"][0]["items"] == len(shard_plan.items(RunSettings())) and 0.2 < plan["speed"] < 5
-    assert cli.main(["main-job", "--seconds-left", "100000", "--costs", "no-such-table.json"]) == 2
+    assert commands.main(["main-job", "--seconds-left", "100000", "--costs", "no-such-table.json"]) == 2
     assert "cannot read the cost table" in capsys.readouterr().err
-    assert cli.main(["main-job", "--seconds-left", "100000", "--done", "instruction counts", "--done", "time"]) == 0
+    assert commands.main(["main-job", "--seconds-left", "100000", "--done", "instruction counts", "--done", "time"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert [r["part"] for r in plan["runs"]] == ["compile seconds", "peak memory and cost ratio"]
-    assert cli.main(["main-job", "--seconds-left", "100", "--done", "nothing"]) == 2
+    assert commands.main(["main-job", "--seconds-left", "100", "--done", "nothing"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
 
 
@@ -141,7 +141,7 @@ def test_main_job_never_plans_faster_than_the_tables_machine(capsys, tmp_path, m
     for name, reference in (("slow reference", 1000.0), ("fast reference", 1e-9)):
         path = tmp_path / f"{name}.json"
         path.write_text(json.dumps(dict(table, calibration_s=reference)))
-        assert cli.main(["main-job", "--seconds-left", "600", "--costs", str(path)]) == 0
+        assert commands.main(["main-job", "--seconds-left", "600", "--costs", str(path)]) == 0
         speeds[name] = json.loads(capsys.readouterr().out)["speed"]
     assert speeds["slow reference"] == 1.0 and speeds["fast reference"] > 1000
 
@@ -168,7 +168,7 @@ def test_bad_input_is_one_line_and_exit_2(argv, words, capsys, tmp_path, monkeyp
     for name in [n for engine in engines.ENGINES for n in engine.variables] + ["SLURM_ARRAY_TASK_MIN",
                                                                               "SLURM_ARRAY_TASK_STEP"]:
         monkeypatch.delenv(name, raising=False)
-    assert cli.main(argv) == 2
+    assert commands.main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and words in err, err
     assert not (config.ROOT / "results" / "shard-1").exists() and not (config.ROOT / "x").exists()
@@ -176,7 +176,7 @@ def test_bad_input_is_one_line_and_exit_2(argv, words, capsys, tmp_path, monkeyp
 
 def test_print_plan_names_every_shards_items_and_seconds(capsys, monkeypatch):
     monkeypatch.chdir(config.ROOT)
-    assert cli.main(["shard", "2/3", "--print-plan", "--", "HEAD^!", "-b", r"ppl_simple_reg\.time_cpu_op"]) == 0
+    assert commands.main(["shard", "2/3", "--print-plan", "--", "HEAD^!", "-b", r"ppl_simple_reg\.time_cpu_op"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("plan ") and "19 parameter sets over 3 shards" in out  # every task of both eager APIs, less func's jacobian
     assert [line.split(":")[0] for line in out.splitlines() if line.startswith("shard ")] == ["shard 1/3", "shard 2/3",
@@ -220,12 +220,12 @@ def test_three_shards_merged_equal_one_run(tmp_path, capsys, monkeypatch, unshar
             argv = ["shard", "auto", *extra, "--results-dir", str(dirs[-1]), "--config", str(conf), "--",
                     "-E", f"existing:{python}", "--set-commit-hash", commit, "--machine", "box", "--record-samples",
                     "--bench", SELECTION]
-            assert cli.main(argv) == 0, capsys.readouterr().err
+            assert commands.main(argv) == 0, capsys.readouterr().err
         manifest = ShardManifest.read(dirs[-1])
         assert (manifest.shard, manifest.shards) == (index, 3)
         assert len(manifest.finished) == len(manifest.planned)
     merged = tmp_path / "merged"
-    assert cli.main(["merge-results", "--into", str(merged), *map(str, dirs)]) == 0, capsys.readouterr().err
+    assert commands.main(["merge-results", "--into", str(merged), *map(str, dirs)]) == 0, capsys.readouterr().err
     ours = _measured(merged)
     assert set(ours) == set(whole) and len(ours) == 6
     for name, value in whole.items():

@@ -5,7 +5,8 @@ against it; ppl_simple_reg also has a closed form (logistic regression, Normal p
 import pytest
 import torch
 
-from funcbench import registry
+from funcbench import cases, registry
+from funcbench.registry import Cell
 from funcbench.tasks import EAGER_APIS as APIS, IMPLEMENTATIONS, TASKS, check_result  # compile: test_compile.py
 
 PPL = ("ppl_simple_reg", "ppl_robust_reg")
@@ -13,7 +14,7 @@ TOL = dict(rtol=1e-4, atol=1e-4)
 
 
 def cell(model, task, api):
-    return registry.prepare(model, task, api).run_checked()
+    return cases.build_case(Cell(model, task, api)).call_checked()
 
 
 def flat_hessian(h, params):
@@ -37,7 +38,7 @@ def model(request):
 
 @pytest.fixture(scope="module")
 def reference(model):
-    forward, params = registry.build(model, "cpu", "small", 0)
+    forward, params = cases.build(model, "cpu", "small", 0)
     grad = torch.autograd.grad(forward(*params), params)
     return forward, params, grad
 
@@ -69,17 +70,17 @@ def test_hvp_is_h_times_v_and_vhp_is_v_times_h(model, reference, api):
     _, params, _ = reference
     h = flat_hessian(cell(model, "hessian", "autograd"), params)
     for task, expected in (("hvp", lambda v: h @ v), ("vhp", lambda v: v @ h)):
-        case = registry.prepare(model, task, api)
-        torch.testing.assert_close(flat(case.run_checked()), expected(flat(case.v)), **TOL)
+        case = cases.build_case(Cell(model, task, api))
+        torch.testing.assert_close(flat(case.call_checked()), expected(flat(case.v)), **TOL)
 
 
 @pytest.mark.parametrize("api", APIS)
 def test_vjp_is_v_times_grad_and_jvp_is_grad_dot_v(model, reference, api):
     _, _, grad = reference
-    vjp = registry.prepare(model, "vjp", api)
-    torch.testing.assert_close(flat(vjp.run_checked()), vjp.v * flat(grad), **TOL)
-    jvp = registry.prepare(model, "jvp", api)
-    torch.testing.assert_close(jvp.run_checked(), flat(grad) @ flat(jvp.v), **TOL)
+    vjp = cases.build_case(Cell(model, "vjp", api))
+    torch.testing.assert_close(flat(vjp.call_checked()), vjp.v * flat(grad), **TOL)
+    jvp = cases.build_case(Cell(model, "jvp", api))
+    torch.testing.assert_close(jvp.call_checked(), flat(grad) @ flat(jvp.v), **TOL)
 
 
 def test_simple_reg_matches_its_closed_form():
@@ -87,7 +88,7 @@ def test_simple_reg_matches_its_closed_form():
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         X, Y = torch.rand(10, 11), torch.rand(10, 1)
-    _, (beta,) = registry.build("ppl_simple_reg", "cpu", "small", 0)
+    _, (beta,) = cases.build("ppl_simple_reg", "cpu", "small", 0)
     beta = beta.detach()
     p = torch.sigmoid(X @ beta)
     # log p(Y | X beta) + log N(beta; 0, 1): gradient X^T (Y - p) - beta,
@@ -100,7 +101,7 @@ def test_simple_reg_matches_its_closed_form():
 
 
 def test_the_shape_guard_rejects_a_wrong_or_non_finite_result():
-    _, params = registry.build("ppl_robust_reg", "cpu", "small", 0)
+    _, params = cases.build("ppl_robust_reg", "cpu", "small", 0)
     good = tuple(torch.zeros_like(p) for p in params)
     check_result("vjp", good, params)
     with pytest.raises(AssertionError, match="shapes"):

@@ -7,7 +7,7 @@ import time
 import timeit
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .. import process, registry, timing
+from .. import cases, process, registry, timing
 from ..asv_driver import load_avg
 from ..config import ROOT
 from ..registry import Cell
@@ -22,9 +22,9 @@ def torch_medians(cell: Cell, device: str, preset: str, min_run_time: float = 0.
     like asv's median of single-call samples (number = 1), drops the preempted calls. On a
     quiet machine both agree; their gap is a measure of the load while auditing."""
     with process.threads(process.THREADS):  # fidelity compares harnesses, not thread counts
-        case = registry.prepare(*cell, device=device, preset=preset)
-        case.run_checked()
-        timer = timing.benchmark_timer(case.run)
+        case = cases.build_case(cell, device=device, preset=preset)
+        case.call_checked()
+        timer = timing.benchmark_timer(case.call)
         blocked = timer.blocked_autorange(min_run_time=min_run_time).median
         calls = max(5, min(200, int(min_run_time / max(blocked, 1e-6))))
         single = statistics.median(timer.timeit(1).median for _ in range(calls))
@@ -51,18 +51,18 @@ def clock_rows(cells: Sequence[Cell], device: str, preset: str, min_run_time: fl
     with process.threads(process.THREADS):
         for cell in cells:
             try:
-                case = registry.prepare(*cell, device=device, preset=preset)
-                case.run_checked()
+                case = cases.build_case(cell, device=device, preset=preset)
+                case.call_checked()
             except registry.Unsupported:
                 continue
-            unseen = timing.unseen_share(case.run)
+            unseen = timing.unseen_share(case.call)
             first = time.perf_counter()
-            case.run()
+            case.call()
             calls = max(5, min(200, int(min_run_time / max(time.perf_counter() - first, 1e-6))))
             walls, cpus = [], []
             for _ in range(calls):
                 w0, c0 = time.perf_counter(), timing.CPU_CLOCK()
-                case.run()
+                case.call()
                 c1, w1 = timing.CPU_CLOCK(), time.perf_counter()
                 walls.append(w1 - w0)
                 cpus.append(c1 - c0)
@@ -70,7 +70,7 @@ def clock_rows(cells: Sequence[Cell], device: str, preset: str, min_run_time: fl
                              wall_s=statistics.median(walls), cpu_s=statistics.median(cpus),
                              ratio=statistics.median(c / w for c, w in zip(cpus, walls)), unseen=unseen,
                              load=load_avg()))
-            registry.forget_builds()
+            cases.forget_builds()
     return rows
 
 
@@ -105,13 +105,13 @@ def harness_overhead_us(calls: int = 20000) -> dict:
     return dict(time_op_noop_us=harness * 1e6, bare_noop_us=bare * 1e6, overhead_us=(harness - bare) * 1e6)
 
 
-def cuda_events_vs_wall(case: registry.Case, iters: int = 20) -> Optional[dict]:
+def cuda_events_vs_wall(case: cases.Case, iters: int = 20) -> Optional[dict]:
     """Median op time by CUDA events and by synchronised wall time; None without CUDA."""
     import torch
 
     if not torch.cuda.is_available() or torch.device(case.device).type != "cuda":
         return None
-    case.run_checked()
+    case.call_checked()
     torch.cuda.synchronize(case.device)
     events, walls = [], []
     for _ in range(iters):
@@ -119,7 +119,7 @@ def cuda_events_vs_wall(case: registry.Case, iters: int = 20) -> Optional[dict]:
         torch.cuda.synchronize(case.device)
         t0 = time.perf_counter()
         start.record()
-        case.run()
+        case.call()
         end.record()
         torch.cuda.synchronize(case.device)
         walls.append(time.perf_counter() - t0)
@@ -139,7 +139,7 @@ def gpu_rows(device: str, preset: str, cells: Sequence[Cell]) -> Optional[List[d
     with process.threads(process.THREADS):
         for cell in cells:
             try:
-                case = registry.prepare(*cell, device=dev, preset=preset)
+                case = cases.build_case(cell, device=dev, preset=preset)
             except registry.Unsupported:
                 continue
             rows.append(cuda_events_vs_wall(case))

@@ -8,7 +8,7 @@ import math
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .. import asv_results, cli, config, interleave, results_rows
+from .. import asv_results, commands, config, interleave, results_rows
 from ..asv_driver import Asv, Workspace, bench_regex, git, load_avg
 from ..registry import Cell
 from ..report import changes
@@ -72,7 +72,7 @@ def _gate_fails(ws: Workspace, base: str, head: str, limit: float) -> bool:
             "--fail-above", str(limit)]
     errors = io.StringIO()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(errors):
-        code = cli.main(argv)
+        code = commands.main(argv)
     if code not in (0, 1):
         raise RuntimeError(f"funcbench compare failed ({code}): {errors.getvalue().strip()[-2000:]}")
     return code == 1

@@ -34,8 +34,9 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional
 
-from .. import injection, process, registry
+from .. import cases, injection, process, registry
 from ..registry import Cell
+from ..text import first_line
 from .protocol import CellDumps, CountRequest, CountResponse, dump_total
 
 SPIN_CALIBRATION = 10_000  # spin() iterations counted to price one iteration (injected work)
@@ -111,25 +112,20 @@ class Child:
     def count(self) -> CellDumps:
         (wanted,) = self.request.cells
         cell = Cell.parse(wanted.cell)
-        case = registry.prepare(*cell, device="cpu", preset=self.request.preset)
-        case.run_checked()
+        case = cases.build_case(cell, device="cpu", preset=self.request.preset)
+        case.call_checked()
         for _ in range(wanted.warmup - 1):
-            case.run()
-        counted = count_calls(self.controls, case.run, wanted.calls, settle=wanted.warmup > 0)
+            case.call()
+        counted = count_calls(self.controls, case.call, wanted.calls, settle=wanted.warmup > 0)
         factor = injection.injected_factor(cell, self.request.injection)
         if factor != 1.0:  # TEST-ONLY: the op followed by spin() worth (factor - 1) of its instructions
             baseline = self.total(counted.baseline)
             op = statistics.median(self.total(n) - baseline for n in counted.dumps)
             iterations = injection.spin_iterations(factor, op, self.price_of_spin())
-            counted = count_calls(self.controls, injection.with_spin(case.run, iterations), wanted.calls)
+            counted = count_calls(self.controls, injection.with_spin(case.call, iterations), wanted.calls)
             counted.injected_iterations = iterations
         self.controls.stop()
         return dataclasses.replace(counted, cell=wanted.cell, pid=self.pid)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else ""
 
 
 def _in_child(folder: Path, index: int) -> None:
@@ -140,7 +136,7 @@ def _in_child(folder: Path, index: int) -> None:
         try:
             result = Child(folder, request).count()
         except Exception as error:  # one broken cell never stops the others
-            result = CellDumps(request.cells[0].cell, error=f"{type(error).__name__}: {_first_line(error)}",
+            result = CellDumps(request.cells[0].cell, error=f"{type(error).__name__}: {first_line(error)}",
                                pid=os.getpid())
         result_path.write_text(json.dumps(dataclasses.asdict(result)))
     finally:

@@ -1,0 +1,40 @@
+"""``funcbench publish``: asv publish, then the dashboard made self-contained (funcbench/dashboard.py)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..asv_driver import Asv, AsvError
+from ..dashboard import DashboardError, make_self_contained, serve, vendor_archive
+from ..text import first_line
+from .common import UsageError
+
+NAME = "publish"
+HELP = "asv publish, then a dashboard that opens with no network (asv-tachyon's page and asv's own)"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--config", default="asv.conf.json", help="asv.conf.json to publish (default ./asv.conf.json)")
+    parser.add_argument("--serve", action="store_true", help="then serve the dashboard on 127.0.0.1 until Ctrl-C")
+    parser.add_argument("--port", type=int, default=8080,
+                        help="the port --serve listens on (default 8080; 0: any free)")
+
+
+def run(args) -> int:
+    """``asv publish``, then the dashboard made self-contained; 2 with one line when it cannot be."""
+    try:
+        asv = Asv(Path(args.config))
+        archive = vendor_archive()
+        asv("publish")
+        html = asv.html_dir
+        pages = make_self_contained(html, archive)
+    except (AsvError, DashboardError) as error:
+        raise UsageError(first_line(error)) from None
+    print(f"dashboard: {pages[0]} (asv's own page: {pages[1]}); nothing in it loads from outside {html}")
+    if args.serve:
+        try:
+            serve(html, port=args.port)
+        except OSError as error:
+            raise UsageError(f"cannot serve on 127.0.0.1:{args.port}: {error.strerror}") from None
+        except KeyboardInterrupt:
+            pass
+    return 0
