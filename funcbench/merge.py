@@ -14,20 +14,18 @@ fields or environment headers, and a parameter set two shards measured different
 Nothing recorded is lost: a results file the merge replaces is first kept as
 ``<name>.<UTC time>.bak``, unless it is exactly what an earlier merge of the same plan wrote.
 Those writes are recorded in ``into/funcbench-merged.jsonl``, one JSON object per line
-(file, sha256, plan, time): its name does not end in ``.json``, so asv (which reads every
+(file, sha256, plan, time; funcbench.merge_record): its name does not end in ``.json``, so asv (which reads every
 ``*.json`` under results/ as results) and funcbench.asv_results never read it, nor the ``.bak``
 files.
 """
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import hashlib
 import itertools
-import json
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
+from . import merge_record
 from .files import set_aside
 from .results_files import is_result_file
 from .shard_manifest import Item, ShardManifest
@@ -41,7 +39,6 @@ try:  # asv is no dependency of the package (benchmark environments lack it); on
 except ImportError:  # pragma: no cover
     Results = None
 
-RECORD = "funcbench-merged.jsonl"
 ON_DUPLICATE = ("refuse", "latest")
 
 Group = Tuple[str, str, str]  # (machine, commit, env_name): one asv results file
@@ -116,16 +113,16 @@ def merge(into: Path, shard_dirs: Sequence[Path], on_duplicate: str = "refuse",
             path = Path(Benchmarks.get_benchmark_file_path(str(into)))
             asv_util.write_json(str(path), benchmarks, Benchmarks.api_version)  # as Benchmarks.save does
             outcome.written.append(path)
-        record = _read_record(into)
+        record = merge_record.read(into)
         for group, results in merged.items():
             name = get_filename(*group)  # where results.save writes: <machine>/<commit[:8]>-<env_name>.json
             path = into / name
-            if path.exists() and record.get(name) != (_sha256(path), plan):
+            if path.exists() and record.get(name) != (merge_record.sha256(path), plan):
                 outcome.kept_as_bak.append(set_aside(path))
                 log(f"kept {path} as {outcome.kept_as_bak[-1].name}: merge-results had not written it")
             results.save(str(into))
             outcome.written.append(path)
-            _append_record(into, name, _sha256(path), plan)
+            merge_record.append(into, name, merge_record.sha256(path), plan)
             log(f"wrote {path} ({len(results.get_all_result_keys())} benchmarks, from {len(groups[group])} shard(s))")
     except OSError as error:
         raise MergeError(f"cannot write into {into}: {error}") from None
@@ -369,31 +366,6 @@ def _unfinished(shards: List[_Shard]) -> List[Unfinished]:
             if (item, commit) not in done]
 
 
-# ------------------------------------------------------------------------------ writing
-
-
-def _read_record(into: Path) -> Dict[str, Tuple[str, str]]:
-    """file (relative to ``into``) -> (sha256, plan) of the merge that last wrote it."""
-    found = {}
-    try:
-        lines = (into / RECORD).read_text().splitlines()
-    except FileNotFoundError:
-        return found
-    for line in lines:
-        try:
-            entry = json.loads(line)
-            found[entry["file"]] = (entry["sha256"], entry["plan"])
-        except (ValueError, KeyError, TypeError):
-            continue  # an unreadable line proves nothing: such a file is kept as .bak
-    return found
-
-
-def _append_record(into: Path, name: str, digest: str, plan: str) -> None:
-    stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    with open(into / RECORD, "a") as handle:
-        handle.write(json.dumps({"file": name, "sha256": digest, "plan": plan, "written": stamp}) + "\n")
-
-
 # ------------------------------------------------------------------------------ glue
 
 
@@ -402,10 +374,6 @@ def _load_json(path: Path, api_version: int) -> dict:
         return asv_util.load_json(str(path), api_version=api_version)
     except (OSError, asv_util.UserError) as error:
         raise MergeError(first_line(error)) from None
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _short(commits: Sequence[str]) -> str:

@@ -1,6 +1,5 @@
 """The command line: run writes the original report, compare reads it back, bad input
 gets one line on stderr and a non-zero exit."""
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from funcbench import commands, merge, results_files, results_rows
+from funcbench import commands, merge, merge_record, results_files, results_rows
 from funcbench.shard_manifest import Item, ShardManifest
 
 import asv_helpers  # noqa: E402  (tests/asv_helpers.py)
@@ -142,7 +142,7 @@ def test_merged_rows_are_the_union_of_the_shards(runs, two, tmp_path, capsys):
     assert values[time_item("func", "cuda").params] != values[time_item("func", "cuda").params]
     assert json.loads((into / "benchmarks.json").read_text()) == json.loads((two[0] / "benchmarks.json").read_text())
     assert (into / MACHINE / "machine.json").read_text() == (two[0] / MACHINE / "machine.json").read_text()
-    assert (into / merge.RECORD).exists() and not list(into.rglob("*.bak"))
+    assert (into / merge_record.RECORD).exists() and not list(into.rglob("*.bak"))
 
 
 def test_merged_tree_reads_like_one_run(runs, two, tmp_path, capsys):

@@ -4,8 +4,6 @@ the same selection: the same parameter sets, and every instruction count identic
 from __future__ import annotations
 
 import json
-import math
-import os
 import sys
 from pathlib import Path
 
