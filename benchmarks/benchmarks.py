@@ -1,5 +1,5 @@
-r"""asv glue for funcbench: thin classes generated from funcbench.registry; the policy is
-funcbench.policy, every measurement a funcbench module. Each benchmark method is one line.
+r"""asv glue for funcbench: thin classes generated from funcbench.catalogue.registry; the policy is
+funcbench.measurement.policy, every measurement a funcbench module. Each benchmark method is one line.
 
 Benchmark names say what is measured and never how it is sampled:
 
@@ -8,7 +8,7 @@ Benchmark names say what is measured and never how it is sampled:
   api, preset, device. ``benchmarks.<model>.time_compiled_op``: the same for api=compile, with the
   compiled policy's sample counts (policy.COMPILED_POLICY), on models that have compiled cells.
 - ``benchmarks.<model>.time_cpu_op`` and ``time_cpu_compiled_op``: their twins by the calling
-  thread's CPU clock (asv's ``timer`` attribute; funcbench.timing.CPU_CLOCK), same setup, checks
+  thread's CPU clock (asv's ``timer`` attribute; funcbench.measurement.timing.CPU_CLOCK), same setup, checks
   and sampling; n/a on CUDA devices. ``--bench '\.time_cpu_'`` selects exactly these.
 - ``benchmarks.Memory.peakmem_op``, ``benchmarks.CostRatio.track_cost_ratio``,
   ``benchmarks.CudaMemory.track_cuda_peak_memory``, ``benchmarks.Compile.track_compile_seconds``,
@@ -16,7 +16,7 @@ Benchmark names say what is measured and never how it is sampled:
   ("model:task:api", only the cells the class measures), preset, device.
 
 The environment (asv.conf.json's ``env_nobuild`` matrix, or the shell for ``-E existing``)
-picks what a run measures (funcbench.config): FUNCBENCH_PRESET (small, full) and
+picks what a run measures (funcbench.catalogue.config): FUNCBENCH_PRESET (small, full) and
 FUNCBENCH_DEVICE (cpu, cuda, cuda:N), among others. An unknown value, or CUDA where there is
 none, stops the import with one line. A parameter set the run does not measure raises
 registry.Unsupported in setup (asv: n/a) with registry.why_not's reason.
@@ -26,10 +26,11 @@ forkserver parent, and CUDA (or a used OpenMP pool) does not survive ``fork``.
 """
 from pathlib import Path
 
-from funcbench import cases, compilation, cost_ratio, cuda_memory, instructions, metrics, policy, process, registry, timing
-from funcbench.prepared import prepared
-from funcbench.registry import Cell
-from funcbench.tasks import EAGER_APIS
+from funcbench.measurement import cases, compilation, cost_ratio, cuda_memory, instructions, policy, process, timing
+from funcbench.catalogue import metrics, registry
+from funcbench.measurement.prepared import prepared
+from funcbench.catalogue.registry import Cell
+from funcbench.catalogue.tasks import EAGER_APIS
 
 try:
     RUN = process.set_up_parent_process()
@@ -107,7 +108,7 @@ class _PerCell:
     param_names = policy.CELL_PARAM_NAMES
     version = str(policy.POLICY_VERSION)
     timeout = policy.LONGEST_TIMEOUT
-    metric = ""  # what the class's one benchmark method records (funcbench.metrics), set below
+    metric = ""  # what the class's one benchmark method records (funcbench.catalogue.metrics), set below
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -151,7 +152,7 @@ class CudaMemory(_PerCell):
 
 class Compile(_PerCell):
     """Seconds of a compiled cell's first call from an empty inductor cache (compiling, plus one
-    run of the op), in a cache folder of the run's own (funcbench/compilation.py)."""
+    run of the op), in a cache folder of the run's own (funcbench/measurement/compilation.py)."""
     params = policy.cell_params(registry.cells(["compile"], RUN.run_slow_tasks), MATRIX_PRESETS)
 
     def setup(self, cell, preset, device):
@@ -167,7 +168,7 @@ class Compile(_PerCell):
 class Instructions(_PerCell):
     """Instructions per call of the op under callgrind (the median of the counted calls), for
     the cells FUNCBENCH_INSTRUCTIONS names (default: the light tier's). setup_cache counts them
-    all once per environment (funcbench.instructions); n/a with the reason where valgrind is
+    all once per environment (funcbench.measurement.instructions); n/a with the reason where valgrind is
     missing, on CUDA devices and for cells not counted."""
     params = policy.cell_params(EAGER_CELLS, MATRIX_PRESETS)
     version = f"{policy.POLICY_VERSION}.{policy.COUNTS_VERSION}"

@@ -18,9 +18,10 @@ import sys
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
-from . import config, metrics, policy, registry
-from .instructions import COUNTING
-from .tasks import APIS, TASKS, task_label
+from funcbench.catalogue import config, metrics, registry
+from funcbench.measurement import policy
+from funcbench.measurement.instructions import COUNTING
+from funcbench.catalogue.tasks import APIS, TASKS, task_label
 
 FILES = ("README.md", "docs/*.md")
 MARKED = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end: (?P=name) -->)", re.S)
@@ -82,24 +83,27 @@ def counting_table() -> str:
 
 
 def metrics_table() -> str:
-    """The metric vocabulary (funcbench.metrics)."""
+    """The metric vocabulary (funcbench.catalogue.metrics)."""
     rows = [(f"`{m.name}`", m.unit, ", ".join(f"`{x}`" for x in m.methods), m.clock or "—", ", ".join(m.devices),
              m.what) for m in metrics.VOCABULARY]
     return _table(("metric", "unit", "asv methods", "clock", "devices", "what"), rows)
 
 
 def apis_table() -> str:
-    from .tasks import API_LABELS
+    from funcbench.catalogue.tasks import API_LABELS
 
     rows = [(f"`api={api}`", API_LABELS[api], f"`{task_label('vjp', api)}`") for api in APIS]
     return _table(("api", "what", "report row (vjp)"), rows)
 
 
 def _what(path: Path) -> str:
-    """The first line of a module's docstring (of a package: its __init__'s)."""
+    """The first sentence of a module's docstring (of a package: its __init__'s)."""
     source = path / "__init__.py" if path.is_dir() else path
     doc = ast.get_docstring(ast.parse(source.read_text())) if source.is_file() else None
-    return (doc or "").strip().splitlines()[0].replace("|", "\\|") if doc else "—"
+    if not doc:
+        return "—"
+    paragraph = " ".join(doc.strip().split("\n\n")[0].split())
+    return re.split(r"(?<=\.)\s", paragraph, maxsplit=1)[0].replace("|", "\\|")
 
 
 def modules_table() -> str:

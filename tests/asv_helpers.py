@@ -3,8 +3,8 @@
 - ``make_project_repo``: a temporary git repo holding two commits of this working tree
   (tracked plus untracked-but-not-ignored files, so it works before anything is committed).
 - ``write_conf``: this project's asv.conf.json pointed at that repo and at test folders
-  (funcbench.asv_driver.private_conf).
-- ``asv``: runs ``python -m asv`` through funcbench.asv_driver.Asv (the one place that builds
+  (funcbench.fleet.asv_driver.private_conf).
+- ``asv``: runs ``python -m asv`` through funcbench.fleet.asv_driver.Asv (the one place that builds
   asv command lines); with ``home`` it runs under that HOME, because asv 0.6.6 keeps machine
   info in ~/.asv-machine.json and has no option to put it elsewhere.
 - ``run_commits`` / ``run_existing``: ``asv run`` over commits (virtualenv from the matrix),
@@ -22,7 +22,7 @@ import subprocess
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from funcbench.asv_driver import Asv, AsvError, private_conf
+from funcbench.fleet.asv_driver import Asv, AsvError, private_conf
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV_DIR = Path(os.environ.get("FUNCBENCH_ASV_TEST_ENV_DIR", ROOT / ".asv" / "env"))

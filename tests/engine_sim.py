@@ -1,5 +1,5 @@
 """What CI engines put in the environment of each job of a fanned-out run, for the tests of
-funcbench/engines.py and recipes/: one environment per task, as the engine would set it."""
+funcbench/fleet/engines.py and recipes/: one environment per task, as the engine would set it."""
 from __future__ import annotations
 
 import re

@@ -3,9 +3,10 @@ agree for every default (model, task) at the small preset, and the transformer's
 double-backward tasks run (the fused CPU attention kernel has no double backward)."""
 import pytest
 
-from funcbench import cases, registry
-from funcbench.registry import Cell
-from funcbench.tasks import assert_consistent
+from funcbench.measurement import cases
+from funcbench.catalogue import registry
+from funcbench.catalogue.registry import Cell
+from funcbench.catalogue.tasks import assert_consistent
 
 BOTH_APIS = [(m, t) for m in registry.MODELS for t in registry.selected_tasks(m, "autograd")
              if t in registry.selected_tasks(m, "func")]

@@ -329,7 +329,7 @@ def test_old_format_file_is_listed_and_skipped(old_format_results, suite, capsys
 def test_compare_names_what_differs_between_the_sides_besides_torch(suite, capsys, tmp_path):
     """The measured trap: one torch build on two interpreters (pyenv's 3.11.7, Debian's 3.11.2) read
     as a torch change. compare names every recorded difference and warns that it is not torch."""
-    from funcbench import environment
+    from funcbench.results import environment
     results = tmp_path / "results"
     shutil.copytree(suite["results"], results)
     mine = environment.probe(PYTHON_A)

@@ -14,9 +14,10 @@ import torch
 
 from asv_helpers import ROOT, SMALL_BENCH, asv, env_python, result_files, shared_suite, write_conf
 from benchmarks import benchmarks as suite_module
-from funcbench import cases, injection, policy, prepared, registry
-from funcbench.config import RunSettings, load_asv_conf
-from funcbench.tasks import APIS
+from funcbench.measurement import cases, injection, policy, prepared
+from funcbench.catalogue import registry
+from funcbench.catalogue.config import RunSettings, load_asv_conf
+from funcbench.catalogue.tasks import APIS
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +81,7 @@ def test_timed_methods_are_one_line():
 def test_each_clock_is_its_own_method_with_its_own_setup_and_timer():
     """The CPU twins time with the calling thread's CPU clock, the others with asv's default (wall);
     each method's setup (a function attribute asv runs with the params) asks its own clock first."""
-    from funcbench import timing
+    from funcbench.measurement import timing
     for model in registry.MODELS:
         cls = getattr(suite_module, model)
         for wall, cpu in (("time_op", "time_cpu_op"), ("time_compiled_op", "time_cpu_compiled_op")):

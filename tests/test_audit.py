@@ -11,9 +11,11 @@ import subprocess
 import pytest
 import torch
 
-from funcbench import asv_driver, config, results_rows
+from funcbench.fleet import asv_driver
+from funcbench.catalogue import config
+from funcbench.results import result_rows
 from funcbench.audit import cli, reference, runs, stats
-from funcbench.registry import Cell
+from funcbench.catalogue.registry import Cell
 
 CELL = Cell("ppl_simple_reg", "vjp", "func")
 
@@ -38,7 +40,7 @@ def test_sensitivity_and_fidelity_on_one_cell(tmp_path):
     assert stats.smallest_reliable(rows) == {str(CELL): 2.0}
     assert not (tmp_path / "asv" / "results" / cli.MACHINE / f"{head[:8]}").exists()
 
-    times = results_rows.measured_cells(results_rows.commit_rows(str(ws.results_dir), ws.machine, base))
+    times = result_rows.measured_cells(result_rows.commit_rows(str(ws.results_dir), ws.machine, base))
     assert list(times) == [CELL]
     threads = torch.get_num_threads()
     (fidelity,) = reference.fidelity_rows(times, "cpu", "small")

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from funcbench.commands import main
-from funcbench.measurement import Measurement
-from funcbench.registry import Cell
-from funcbench.report import Report, compare
+from funcbench.results.values import Measurement
+from funcbench.catalogue.registry import Cell
+from funcbench.results.report import Report, compare
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,7 +66,7 @@ def test_unsupported_cells_are_skipped_with_their_reason(capsys):
 
 
 def test_a_failing_cell_is_reported_and_the_rest_still_runs(monkeypatch, capsys):
-    from funcbench import tasks
+    from funcbench.catalogue import tasks
 
     def broken(f, p, v):
         raise RuntimeError("boom\nsecond line")
@@ -142,7 +142,7 @@ def test_presets_never_match_between_reports():
 def test_list_names_every_model_preset_and_reason(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    from funcbench.registry import MODELS
+    from funcbench.catalogue.registry import MODELS
 
     assert all(f"\n{m}" in out for m in MODELS)
     assert "presets: small, full" in out
@@ -207,7 +207,7 @@ def test_a_fresh_process_prints_no_traceback_and_the_console_script_exists():
 
 
 def test_default_allocator_refused_where_this_process_pinned_it(capsys):
-    from funcbench.process import steady_allocator
+    from funcbench.measurement.process import steady_allocator
     if not steady_allocator():
         pytest.skip("steady_allocator pins glibc's malloc only")
     assert main(["run", "--preset", "small", "--malloc", "default", "--model-filter", "ppl_simple_reg"]) == 2

@@ -12,9 +12,11 @@ import torch
 import torch._dynamo
 
 import asv_helpers
-from funcbench import cases, commands, prepared, registry, tasks, tools
-from funcbench.config import RunSettings
-from funcbench.registry import Cell
+from funcbench.measurement import cases, prepared
+from funcbench import commands
+from funcbench.catalogue import registry, tasks, tools
+from funcbench.catalogue.config import RunSettings
+from funcbench.catalogue.registry import Cell
 
 CELL = Cell("ppl_simple_reg", "vjp", "compile")
 needs_compile = pytest.mark.skipif(tools.compile_unavailable_reason() is not None,
@@ -94,8 +96,8 @@ def test_both_keeps_the_originals_two_apis_and_all_adds_compile():
 
 COLD_COMPILE = """
 import os, sys
-from funcbench import cases, compilation
-from funcbench.registry import Cell
+from funcbench.measurement import cases, compilation
+from funcbench.catalogue.registry import Cell
 run_folder = sys.argv[1]
 os.environ["TORCHINDUCTOR_CACHE_DIR"] = run_folder  # the run's folder (compilation.use_run_cache)
 case = cases.build_case(Cell("ppl_simple_reg", "vjp", "compile"), "cpu", "small", metric="compile_seconds")

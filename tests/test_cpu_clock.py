@@ -8,9 +8,10 @@ import time
 import pytest
 
 from benchmarks import benchmarks as suite_module
-from funcbench import config, injection, prepared, registry, timing
-from funcbench.config import RunSettings
-from funcbench.registry import Cell
+from funcbench.catalogue import config, registry
+from funcbench.measurement import injection, prepared, timing
+from funcbench.catalogue.config import RunSettings
+from funcbench.catalogue.registry import Cell
 
 CELL = Cell("ppl_simple_reg", "vjp", "autograd")
 

@@ -20,7 +20,7 @@ import urllib.parse
 import pytest
 
 from asv_helpers import ROOT, TEST_TAG, shared_suite
-from funcbench import dashboard
+from funcbench.results import dashboard
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

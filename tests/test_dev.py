@@ -9,7 +9,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from funcbench.config import load_asv_conf
+from funcbench.catalogue.config import load_asv_conf
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("funcbench_dev", ROOT / "dev.py")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from funcbench import config, docs
+from funcbench.catalogue import config
+from funcbench import docs
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = docs.files(ROOT)

@@ -1,4 +1,4 @@
-"""funcbench.engines: which shard a process is, from I/N or from a CI engine's variables (auto).
+"""funcbench.fleet.engines: which shard a process is, from I/N or from a CI engine's variables (auto).
 
 Every engine's tasks, simulated as the engine numbers them (tests/engine_sim.py), must come out
 as shards 1..N, each once; every bad input is one ShardSpecError line naming what is wrong."""
@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from funcbench import engines
-from funcbench.engines import ENGINES, Shard, ShardSpecError, shard_spec
+from funcbench.fleet import engines
+from funcbench.fleet.engines import ENGINES, Shard, ShardSpecError, shard_spec
 
 import engine_sim  # noqa: E402  (tests/engine_sim.py)
 

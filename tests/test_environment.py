@@ -1,7 +1,7 @@
 """Naming what differs between two sides: the facts of an interpreter, read by running it."""
 import sys
 
-from funcbench import environment
+from funcbench.results import environment
 
 
 def test_probe_reads_the_interpreter_and_torch():

@@ -1,4 +1,4 @@
-"""Instruction counts under real valgrind (funcbench.instructions) on two cheap ppl cells, and
+"""Instruction counts under real valgrind (funcbench.measurement.instructions) on two cheap ppl cells, and
 the gates that read them: funcbench compare --metric instructions --fail-above, and asv
 continuous --factor 1.01 --bench track_instructions on a commit that adds work."""
 from __future__ import annotations
@@ -10,10 +10,13 @@ import shutil
 import pytest
 
 import asv_helpers
-from funcbench import commands, config, instructions, registry, report, tools
-from funcbench.config import RunSettings
-from funcbench.measurement import Measurement
-from funcbench.registry import Cell
+from funcbench import commands
+from funcbench.catalogue import config, registry, tools
+from funcbench.measurement import instructions
+from funcbench.results import report
+from funcbench.catalogue.config import RunSettings
+from funcbench.results.values import Measurement
+from funcbench.catalogue.registry import Cell
 
 VJP, FUNC_VJP = Cell("ppl_simple_reg", "vjp", "autograd"), Cell("ppl_simple_reg", "vjp", "func")
 needs_valgrind = pytest.mark.skipif(tools.valgrind_unavailable_reason() is not None,
@@ -159,7 +162,7 @@ def test_cells_with_expected_seconds_go_longest_first_to_the_least_loaded_proces
 
 
 def test_expected_seconds_come_from_the_committed_cost_table():
-    from funcbench.instructions.asv_glue import expected_seconds
+    from funcbench.measurement.instructions.asv_glue import expected_seconds
     known, unknown = Cell("wav2letter", "vhp", "autograd"), Cell("transformer", "vhp", "autograd")
     seconds = expected_seconds([known, unknown, VJP], "small")
     assert seconds[known] > 10 * seconds[VJP] > 0  # a medium cell costs far more than a light one

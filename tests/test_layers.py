@@ -1,61 +1,83 @@
-"""The house's floors: every funcbench module imports only from floors below its own (or, inside
-a package, its siblings), so no arrow points back up. A new module gets a floor here."""
+"""The house's floors are its folders: every funcbench module imports only from the packages below
+its own (inside a package, also from its siblings), no arrow points back up, and no two modules
+import each other, however indirectly. A new top-level folder or module gets a floor in funcbench.LAYERS."""
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import funcbench
 
-# Lowest first. What a floor holds:
-FLOORS = [
-    ["config", "tools", "tasks", "timing", "environment", "engines", "shard_manifest", "cost_table", "packing",
-     "files", "text"],  # settings, machine tools, task implementations, clocks, environment facts, CI engines' shard
-    # variables, the shard contract, the committed cost table, longest-first packing, files set aside
-    ["models"],                                                 # getters
-    ["registry"],                                               # the single truth: cells, why_not, builds
-    ["measurement", "injection", "compilation"],                # holding values, test-only work, compile cost
-    ["process"],                                                # a benchmark process's state
-    ["prepared", "instructions", "policy"],                     # the prepared op, counts, asv params
-    ["cost_ratio", "cuda_memory", "report"],                    # one-value metrics, tables
-    ["results_files"],                                          # the one rule for asv results files, one load each
-    ["results_rows", "results_environment"],                    # their rows; what their environments ran on
-    ["asv_driver", "asv_results"],                              # the one asv adapter, the one results reader
-    ["interleave", "shard_plan", "reference_costs", "merge"],   # two sides measured together; the shard plan, the
-    # cost table from a reference run; the shards' merge
-    ["shard_run", "main_job", "dashboard"],                     # one shard's asv run; the main job's plan; the
-    # published dashboard
-    ["commands"],                                                    # the command line
-    ["audit", "docs", "__main__"],                              # the suite's own measurements, generated docs
-]
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "funcbench"
+
+# Lowest first: the folders (and the few top-level modules) of funcbench/, as funcbench.LAYERS names them.
+FLOORS = [[name] for name, _ in funcbench.LAYERS]
 FLOOR = {name: index for index, names in enumerate(FLOORS) for name in names}
 
 
-def funcbench_imports(path: Path):
-    """The funcbench modules ``path`` imports, as top-level names under funcbench."""
-    package = path.relative_to(ROOT).with_suffix("").parts[:-1]
-    found = set()
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path):
+    """The funcbench modules ``path`` imports (dotted, from funcbench), with the line of each."""
+    package = module_name(path).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    found = {}
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.level:
-            base = list(package[:len(package) - (node.level - 1)])
-            parts = base + (node.module.split(".") if node.module else [])
-            names = [parts + [alias.name] for alias in node.names] if node.module is None else [parts]
-            found.update(tuple(n) for n in names)
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("funcbench"):
-            found.add(tuple(node.module.split(".")))
+        if isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - (node.level - 1)] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            for alias in node.names:  # from pkg import module, or from module import name
+                candidate = f"{module}.{alias.name}"
+                found[candidate if _exists(candidate) else module] = node.lineno
         elif isinstance(node, ast.Import):
-            found.update(tuple(a.name.split(".")) for a in node.names if a.name.startswith("funcbench"))
-    return {parts[1] for parts in found if len(parts) > 1 and parts[0] == "funcbench"}
+            found.update({a.name: node.lineno for a in node.names})
+    return {name: line for name, line in found.items() if name.split(".")[0] == "funcbench" and name != "funcbench"}
 
 
-def test_every_module_has_a_floor_and_imports_only_from_below():
+def _exists(dotted: str) -> bool:
+    path = ROOT.joinpath(*dotted.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def _floor(dotted: str) -> str:
+    return dotted.split(".")[1]
+
+
+def test_every_folder_has_a_floor_and_imports_only_from_below():
+    entries = {p.stem for p in PACKAGE.iterdir() if (p.suffix == ".py" or (p / "__init__.py").is_file())} - {"__init__"}
+    assert sorted(entries - set(FLOOR)) == [], "give each new folder or module of funcbench/ a floor in funcbench.LAYERS"
     arrows_up = []
-    for path in sorted((ROOT / "funcbench").rglob("*.py")):
-        name = path.relative_to(ROOT / "funcbench").parts[0].removesuffix(".py")
-        if name == "__init__":
-            continue
-        assert name in FLOOR, f"funcbench/{name} has no floor in tests/test_layers.py"
-        for imported in funcbench_imports(path) - {name}:
-            assert imported in FLOOR, f"{path} imports funcbench.{imported}, which has no floor"
-            if FLOOR[imported] >= FLOOR[name]:
-                arrows_up.append(f"{path.relative_to(ROOT)} -> funcbench.{imported}")
+    for path in sorted(PACKAGE.rglob("*.py")):
+        own = module_name(path)
+        for imported, line in imports(path).items():
+            if _floor(imported) != _floor(own) and FLOOR[_floor(imported)] >= FLOOR[_floor(own)]:
+                arrows_up.append(f"{path.relative_to(ROOT)}:{line} -> {imported}")
     assert arrows_up == []
 
+
+def test_no_module_imports_itself_through_others():
+    graph = {module_name(p): set(imports(p)) for p in PACKAGE.rglob("*.py")}
+    graph = {m: {i for i in deps if i in graph and i != m and not m.startswith(i + ".")} for m, deps in graph.items()}
+    state, cycles = {}, []
+
+    def visit(module, trail):
+        state[module] = "open"
+        for dep in sorted(graph[module]):
+            if state.get(dep) == "open":
+                cycles.append(" -> ".join(trail[trail.index(dep):] + [dep]))
+            elif dep not in state:
+                visit(dep, trail + [dep])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert cycles == []
+
+
+def test_no_module_is_over_400_lines():
+    long = {str(p.relative_to(ROOT)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 400}
+    assert long == {}

@@ -1,4 +1,4 @@
-"""`funcbench merge-results` (funcbench/merge.py) on shard dirs made by real asv runs.
+"""`funcbench merge-results` (funcbench/fleet/merge.py) on shard dirs made by real asv runs.
 
 One temporary two-commit repository of this project (tests/asv_helpers.py), machine ``box``,
 three ``asv run -E existing:PYTHON --set-commit-hash NEW --record-samples`` runs, each with a
@@ -20,8 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from funcbench import commands, merge, merge_record, results_files, results_rows
-from funcbench.shard_manifest import Item, ShardManifest
+from funcbench import commands
+from funcbench.fleet import merge, merge_record
+from funcbench.results import result_files, result_rows
+from funcbench.catalogue.param_sets import ParamSet
+from funcbench.results.manifest import ShardManifest
 
 import asv_helpers  # noqa: E402  (tests/asv_helpers.py)
 pytest.importorskip("asv")
@@ -40,11 +43,11 @@ BENCH = {"autograd": CELL_BENCH.format("autograd"), "func": CELL_BENCH.format("f
 
 
 def time_item(api, device="cpu", task="vjp"):
-    return Item(TIME, ("'ppl_simple_reg'", f"'{task}'", f"'{api}'", "'small'", f"'{device}'"))
+    return ParamSet(TIME, ("'ppl_simple_reg'", f"'{task}'", f"'{api}'", "'small'", f"'{device}'"))
 
 
 def memory_item(api, device="cpu"):
-    return Item(MEMORY, (f"'ppl_simple_reg:vjp:{api}'", "'small'", f"'{device}'"))
+    return ParamSet(MEMORY, (f"'ppl_simple_reg:vjp:{api}'", "'small'", f"'{device}'"))
 
 
 def items(run):
@@ -82,14 +85,14 @@ def shard(runs, dest, run, index, shards, plan="plan-a", planned=None, finished=
 
 
 def result_file(folder):
-    found = [p for p in (Path(folder) / MACHINE).glob("*.json") if results_files.is_result_file(p.name)]
+    found = [p for p in (Path(folder) / MACHINE).glob("*.json") if result_files.is_result_file(p.name)]
     assert len(found) == 1, found
     return found[0]
 
 
 def measured(folder):
     """asv's name of each measured parameter set -> (value, stats, samples), read by funcbench's reader."""
-    rows = results_rows.read_rows(str(folder), str(result_file(folder)), MACHINE)
+    rows = result_rows.read_rows(str(folder), str(result_file(folder)), MACHINE)
     return {row.name: (row.value, row.stats, row.samples) for row in rows if row.measured}
 
 

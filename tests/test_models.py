@@ -2,8 +2,9 @@
 import pytest
 import torch
 
-from funcbench import cases, registry
-from funcbench.models.common import PRESETS
+from funcbench.measurement import cases
+from funcbench.catalogue import registry
+from funcbench.catalogue.models.common import PRESETS
 
 
 @pytest.fixture(scope="module", params=list(registry.MODELS))
@@ -64,7 +65,7 @@ def test_weight_counts_match_the_original(model, weights):
 
 def test_full_preset_uses_the_original_input_sizes():
     # Only the cheap models are built at full size here; sizes of the heavy ones are constants.
-    from funcbench.models import audio, text, vision, deepspeech, detr
+    from funcbench.catalogue.models import audio, text, vision, deepspeech, detr
 
     assert audio.WAV2LETTER_SIZES["full"] == (10, 700)
     assert text.TRANSFORMER_SIZES["full"] == (64, 128)

@@ -1,4 +1,4 @@
-"""funcbench.process: glibc malloc pinned so that a large block freed
+"""funcbench.measurement.process: glibc malloc pinned so that a large block freed
 by one call is reused by the next instead of being unmapped and page-faulted in again."""
 import os
 import platform
@@ -16,7 +16,7 @@ BLOCK = 40 << 20  # above glibc's largest dynamic mmap threshold (32 MiB): by de
 
 FAULTS_PER_ALLOCATION = textwrap.dedent(f"""
     import resource, statistics, sys, torch
-    from funcbench.process import steady_allocator
+    from funcbench.measurement.process import steady_allocator
     if sys.argv[1] == "steady":
         assert steady_allocator()
     def faults():
@@ -53,8 +53,8 @@ def test_importing_the_suite_leaves_nothing_to_import_for_a_benchmark_process():
         import sys
         sys.path.insert(0, "benchmarks")
         import benchmarks
-        from funcbench.prepared import prepared
-        from funcbench.registry import Cell
+        from funcbench.measurement.prepared import prepared
+        from funcbench.catalogue.registry import Cell
         before = set(sys.modules)
         for cell in [Cell("ppl_simple_reg", "hessian", "func"), Cell("multiheadattn", "vhp", "autograd"),
                      Cell("resnet18", "vjp", "func")]:

@@ -4,7 +4,7 @@ Schemas where the engine has one (check-jsonschema's builtin GitHub workflow and
 schemas), then a simulation: every shard job of a recipe is run through bash, with the
 variables its engine sets in that job (tests/engine_sim.py) and with stub programs on PATH
 (funcbench, python, git, apt-get, ...) that only record how they were called. The recorded
-`funcbench shard` calls go through funcbench.engines.shard_spec, as the CLI will: the tasks
+`funcbench shard` calls go through funcbench.fleet.engines.shard_spec, as the CLI will: the tasks
 must be shards 1..N, each once, with their own results folders, one asv machine, and one merge
 (`funcbench merge-results --into results SHARD_DIR...`) that names every shard's folder.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from funcbench.engines import shard_spec
+from funcbench.fleet.engines import shard_spec
 
 import engine_sim  # noqa: E402  (tests/engine_sim.py)
 

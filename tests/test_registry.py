@@ -4,9 +4,10 @@ import dataclasses
 import pytest
 import torch
 
-from funcbench import cases, registry
-from funcbench.registry import Cell
-from funcbench.tasks import APIS, TASKS, VECTOR_PRODUCT_TASKS
+from funcbench.measurement import cases
+from funcbench.catalogue import registry
+from funcbench.catalogue.registry import Cell
+from funcbench.catalogue.tasks import APIS, TASKS, VECTOR_PRODUCT_TASKS
 
 
 def test_default_tasks_are_the_originals():
@@ -86,10 +87,10 @@ def test_both_apis_see_the_same_v():
 
 
 def test_every_model_has_a_tier_and_a_typo_is_refused():
-    from funcbench.config import TIERS
+    from funcbench.catalogue.config import TIERS
     assert {registry.model_spec(m).tier for m in registry.MODELS} <= set(TIERS)
     with pytest.raises(ValueError, match="tier 'fats'"):
-        registry.ModelSpec("funcbench.models.ppl:get_ppl_simple_reg", ("vjp",), "fats")
+        registry.ModelSpec("funcbench.catalogue.models.ppl:get_ppl_simple_reg", ("vjp",), "fats")
 
 
 def test_a_cell_is_written_model_task_api_and_read_back_checked():

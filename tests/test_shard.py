@@ -10,9 +10,12 @@ from pathlib import Path
 import pytest
 
 import asv_helpers
-from funcbench import commands, config, cost_table, engines, main_job, shard_plan, shard_run, tools
-from funcbench.config import RunSettings
-from funcbench.shard_manifest import Item, ShardManifest
+from funcbench import commands
+from funcbench.catalogue import config, cost_table, tools
+from funcbench.fleet import engines, main_job, shard_plan, shard_run
+from funcbench.catalogue.config import RunSettings
+from funcbench.catalogue.param_sets import ParamSet
+from funcbench.results.manifest import ShardManifest
 
 BENCHMARKS = [  # (name, param names, params as asv writes them): a miniature suite
     ("benchmarks.multiheadattn.time_cpu_op", ["model", "task", "api", "preset", "device"],
@@ -41,7 +44,7 @@ def test_items_are_what_the_run_measures_selected_as_asv_selects():
 
 
 def test_plan_is_longest_first_onto_the_least_loaded_shard_and_deterministic():
-    work = [Item(f"b.{c}", ()) for c in "abcdefg"]
+    work = [ParamSet(f"b.{c}", ()) for c in "abcdefg"]
     costs = {"b.a": 10, "b.b": 9, "b.c": 8, "b.d": 3, "b.e": 3, "b.f": 1}  # b.g unknown: the median, 5.5
     plan = shard_plan.plan(work, 3, costs)
     # a 10 -> 1, b 9 -> 2, c 8 -> 3, g 5.5 -> 3 (8), d 3 -> 2 (9), e 3 -> 1 (10), f 1 -> 2 (12): equal costs by name
@@ -232,12 +235,12 @@ def test_three_shards_merged_equal_one_run(tmp_path, capsys, monkeypatch, unshar
 
 
 def _measured(results_dir: Path) -> dict:
-    from funcbench import results_rows
+    from funcbench.results import result_rows
     out = {}
     for path in sorted((results_dir / "box").glob("*.json")):
         if path.name == "machine.json":
             continue
-        for row in results_rows.read_rows(str(results_dir), str(path), "box"):
+        for row in result_rows.read_rows(str(results_dir), str(path), "box"):
             if row.measured:
                 out[row.name] = row.value
     return out

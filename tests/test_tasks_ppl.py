@@ -5,9 +5,10 @@ against it; ppl_simple_reg also has a closed form (logistic regression, Normal p
 import pytest
 import torch
 
-from funcbench import cases, registry
-from funcbench.registry import Cell
-from funcbench.tasks import EAGER_APIS as APIS, IMPLEMENTATIONS, TASKS, check_result  # compile: test_compile.py
+from funcbench.measurement import cases
+from funcbench.catalogue import registry
+from funcbench.catalogue.registry import Cell
+from funcbench.catalogue.tasks import EAGER_APIS as APIS, IMPLEMENTATIONS, TASKS, check_result  # compile: test_compile.py
 
 PPL = ("ppl_simple_reg", "ppl_robust_reg")
 TOL = dict(rtol=1e-4, atol=1e-4)

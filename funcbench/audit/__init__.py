@@ -3,7 +3,7 @@
     python -m funcbench.audit [--part fidelity,noise,sensitivity,cost,gpu | all] [--bench REGEX ...]
 
 Everything runs asv itself on this working tree without building an environment
-(funcbench.asv_driver.Workspace: ``asv run -E existing:<this python> --set-commit-hash <hash>
+(funcbench.fleet.asv_driver.Workspace: ``asv run -E existing:<this python> --set-commit-hash <hash>
 --record-samples`` in a private configuration). Figures come from asv's own tools: ``asv
 compare`` (its Mann-Whitney U test on recorded samples) for noise and sensitivity,
 ``asv.results`` for values, samples and durations.

@@ -1,5 +1,6 @@
+"""python -m funcbench.audit: the audit's command line (funcbench.audit.cli)."""
 import sys
 
-from .cli import main
+from funcbench.audit.cli import main
 
 sys.exit(main())

@@ -11,12 +11,13 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .. import asv_results, config, registry, results_rows
-from ..asv_driver import Workspace, git_hash, load_avg
-from ..process import steady_allocator
-from . import reference, runs, stats
-from .load import neighbours
-from .markdown import markdown
+from funcbench.results import asv_results, result_rows
+from funcbench.catalogue import config, registry
+from funcbench.fleet.asv_driver import Workspace, git_hash, load_avg
+from funcbench.measurement.process import steady_allocator
+from funcbench.audit import reference, runs, stats
+from funcbench.audit.load import neighbours
+from funcbench.audit.markdown import markdown
 
 PARTS = ("fidelity", "clocks", "noise", "sensitivity", "cost", "interleave", "gpu")
 MACHINE = "funcbench-audit"
@@ -108,7 +109,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(message, flush=True)
 
     def results_of(commit: str):
-        return results_rows.commit_rows(str(ws.results_dir), ws.machine, commit)
+        return result_rows.commit_rows(str(ws.results_dir), ws.machine, commit)
 
     def save() -> None:
         (out / "audit.json").write_text(json.dumps(report, indent=2, default=str))
@@ -132,7 +133,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if run_a is None:
             run_a = ws.run(base, args.bench or ["time_op"])
             log(f"asv run for fidelity: {run_a.wall_s:.0f} s")
-        times = results_rows.measured_cells(results_of(base))
+        times = result_rows.measured_cells(results_of(base))
         log(f"fidelity: timing {len(times)} cells with torch.utils.benchmark, load {load_avg()}")
         rows = reference.fidelity_rows(times, args.device, args.preset)
         report["fidelity"] = dict(command=command, asv_wall_s=run_a.wall_s, harness=reference.harness_overhead_us(),
@@ -151,7 +152,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         run_b = timed_run(head, after_side=True)
         if "fidelity" in report:
             report["fidelity"]["bracketed"] = stats.bracket_fidelity(report["fidelity"]["rows"],
-                                                                     results_rows.measured_cells(results_of(head)))
+                                                                     result_rows.measured_cells(results_of(head)))
             save()
     if "noise" in parts:
         marked = asv_results.mark_changes(results_of(base), results_of(head), compare_factor)
@@ -160,14 +161,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                     f"{run_b.load_after}",
                                summary=stats.noise_summary(marked),
                                instructions=stats.count_agreement(
-                                   results_rows.measured_cells(results_of(base), "track_instructions"),
-                                   results_rows.measured_cells(results_of(head), "track_instructions")),
+                                   result_rows.measured_cells(results_of(base), "track_instructions"),
+                                   result_rows.measured_cells(results_of(head), "track_instructions")),
                                flagged=[dict(mark=m.mark, ratio=f"{m.ratio:.3f}", name=m.name) for m in marked
                                         if m.mark in ("+", "-")])
         save()
     if "cost" in parts:
         runs_cost = {f"suite, {r.commit[:8]}": dict(dataclasses.asdict(r), **stats.cost_summary(
-            results_of(r.commit), results_rows.durations(str(ws.results_dir), ws.machine, r.commit), r))
+            results_of(r.commit), result_rows.durations(str(ws.results_dir), ws.machine, r.commit), r))
             for r in (run_a, run_b)}
         if not args.no_quick:
             log(f"asv run --quick, load {load_avg()}")

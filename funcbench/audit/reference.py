@@ -7,12 +7,13 @@ import time
 import timeit
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .. import cases, process, registry, timing
-from ..asv_driver import load_avg
-from ..config import ROOT
-from ..registry import Cell
-from ..results_rows import Row
-from .stats import fidelity_row
+from funcbench.measurement import cases, process, timing
+from funcbench.catalogue import registry
+from funcbench.fleet.asv_driver import load_avg
+from funcbench.catalogue.config import ROOT
+from funcbench.catalogue.registry import Cell
+from funcbench.results.result_rows import Row
+from funcbench.audit.stats import fidelity_row
 
 
 def torch_medians(cell: Cell, device: str, preset: str, min_run_time: float = 0.5) -> Tuple[float, float]:

@@ -1,5 +1,5 @@
-"""The audit's experiments that drive asv (through funcbench.asv_driver) and read what it
-recorded (through funcbench.results_rows and funcbench.asv_results)."""
+"""The audit's experiments that drive asv (through funcbench.fleet.asv_driver) and read what it
+recorded (through funcbench.results.result_rows and funcbench.results.asv_results)."""
 from __future__ import annotations
 
 import contextlib
@@ -8,10 +8,13 @@ import math
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .. import asv_results, commands, config, interleave, results_rows
-from ..asv_driver import Asv, Workspace, bench_regex, git, load_avg
-from ..registry import Cell
-from ..report import changes
+from funcbench.results import asv_results, result_rows
+from funcbench import commands
+from funcbench.catalogue import config
+from funcbench.fleet import interleave
+from funcbench.fleet.asv_driver import Asv, Workspace, bench_regex, git, load_avg
+from funcbench.catalogue.registry import Cell
+from funcbench.results.report import changes
 
 
 def _quiet(after_side: bool):
@@ -37,8 +40,8 @@ def sensitivity(ws: Workspace, cells: Sequence[Cell], factors: Sequence[float], 
             ws.forget(base)
             with loaded(False):
                 ws.run(base, [regex], env=env)
-            base_rows = results_rows.commit_rows(str(ws.results_dir), ws.machine, base)
-            base_row = results_rows.measured_cells(base_rows, method).get(cell)
+            base_rows = result_rows.commit_rows(str(ws.results_dir), ws.machine, base)
+            base_row = result_rows.measured_cells(base_rows, method).get(cell)
             for factor in factors:
                 ws.forget(head)
                 injected = dict(env or {})
@@ -46,7 +49,7 @@ def sensitivity(ws: Workspace, cells: Sequence[Cell], factors: Sequence[float], 
                     injected[config.INJECT_SLOWDOWN.name] = f"{cell}:{factor}"
                 with loaded(True):
                     ws.run(head, [regex], env=injected)
-                head_rows = results_rows.commit_rows(str(ws.results_dir), ws.machine, head)
+                head_rows = result_rows.commit_rows(str(ws.results_dir), ws.machine, head)
                 marked = [m for m in asv_results.mark_changes(base_rows, head_rows, compare_factor)
                           if m.method == method and m.cell == cell and m.before is not None]
                 entry = found.setdefault((str(cell), factor), dict(cell=str(cell), factor=factor, flagged=0, reps=0,

@@ -5,11 +5,11 @@ import math
 import statistics
 from typing import Dict, List, Optional, Sequence
 
-from .. import registry
-from ..asv_driver import Run
-from ..asv_results import Marked
-from ..registry import Cell
-from ..results_rows import Row
+from funcbench.catalogue import registry
+from funcbench.fleet.asv_driver import Run
+from funcbench.results.asv_results import Marked
+from funcbench.catalogue.registry import Cell
+from funcbench.results.result_rows import Row
 
 FIDELITY_BAND = (0.95, 1.05)  # the goal: asv within 5 % of the reference
 SUB_MS = 1e-3  # below this, a ratio says little and the overhead in µs is reported instead

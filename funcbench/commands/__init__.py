@@ -11,9 +11,9 @@ import sys
 import warnings
 from typing import List, Optional
 
-from ..config import UnknownName
-from . import compare, interleave, listing, main_job, merge_results, publish, report, run, shard, shard_costs
-from .common import EXIT_USAGE, Parser, UsageError
+from funcbench.catalogue.config import UnknownName
+from funcbench.commands import (compare, interleave, listing, main_job, merge_results, publish, report, run, shard, shard_costs)
+from funcbench.commands.common import EXIT_USAGE, Parser, UsageError
 
 COMMANDS = (listing, run, compare, interleave, report, shard, shard_costs, merge_results, publish, main_job)
 

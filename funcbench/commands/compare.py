@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-from .. import asv_results, environment, interleave, results_environment, results_files
-from ..metrics import REPORTED, TIME_METRICS
-from ..report import Report, ReportFormatError, changes, compare, over_limit, summary
-from .common import UsageError, stderr, write
+from funcbench.results import asv_results, environment, side_environment, result_files
+from funcbench.fleet import interleave
+from funcbench.catalogue.metrics import REPORTED, TIME_METRICS
+from funcbench.results.report import Report, ReportFormatError, changes, compare, over_limit, summary
+from funcbench.commands.common import UsageError, stderr, write
 
 NAME = "compare"
 HELP = "the speedup table between two reports"
@@ -97,7 +98,7 @@ def load_side(selection: str, results_dir: str, metric: Optional[str]):
         return read_report(selection)
     try:
         side, notes = asv_results.load_selection(selection, results_dir, metric)
-    except results_files.SelectionError as error:
+    except result_files.SelectionError as error:
         raise UsageError(f"{selection}: {error}") from None
     side.selection, side.notes = selection, notes  # said by _report once both sides loaded (errors stay one line)
     return side
@@ -115,7 +116,7 @@ def _environment_differences(before, after, results_dir: str) -> List[environmen
     """What differs between the sides' environments, each side's facts said first (stderr)."""
     prints = []
     for label, side in (("before", before), ("after", after)):
-        facts = results_environment.fingerprint(side.source, results_dir)
+        facts = side_environment.fingerprint(side.source, results_dir)
         brief = ", ".join(f"{what} {facts.get(key)}" for key, what in
                           (("torch", "torch"), ("torch_git", "git"), ("python", "python"), ("python_home", "from"),
                            ("asv_machine", "machine")) if facts.get(key))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import platform
 
-from .. import asv_results, environment, interleave, results_files
-from ..asv_driver import Asv, AsvError
-from ..metrics import TIME_METRICS
-from ..text import first_line
-from .common import UsageError, stderr
-from .compare import compare_sides
+from funcbench.results import asv_results, environment, result_files
+from funcbench.fleet import interleave
+from funcbench.fleet.asv_driver import Asv, AsvError
+from funcbench.catalogue.metrics import TIME_METRICS
+from funcbench.util.text import first_line
+from funcbench.commands.common import UsageError, stderr
+from funcbench.commands.compare import compare_sides
 
 NAME = "interleave"
 HELP = "time two torch builds (pythons) or two commits interleaved, then compare them"
@@ -63,5 +64,5 @@ def run(args) -> int:
 def _has_rows(selection: str, results_dir: str, metric: str) -> bool:
     try:
         return bool(asv_results.load_selection(selection, results_dir, metric)[0].report.rows)
-    except results_files.SelectionError:  # no results of this clock at all
+    except result_files.SelectionError:  # no results of this clock at all
         return False

@@ -1,11 +1,12 @@
 """``funcbench list``: models, presets, tasks per model and API, and what is unavailable."""
 from __future__ import annotations
 
-from .. import config, policy, registry
-from ..config import ORIGINAL_PRESET, PRESETS
-from ..registry import MODELS
-from ..tasks import APIS, TASKS, task_label
-from .common import UsageError
+from funcbench.catalogue import config, registry
+from funcbench.measurement import policy
+from funcbench.catalogue.config import ORIGINAL_PRESET, PRESETS
+from funcbench.catalogue.registry import MODELS
+from funcbench.catalogue.tasks import APIS, TASKS, task_label
+from funcbench.commands.common import UsageError
 
 NAME = "list"
 HELP = "models, presets, tasks per model and API, and what is unavailable"

@@ -5,8 +5,9 @@ import dataclasses
 import json
 from pathlib import Path
 
-from .. import config, cost_table, main_job
-from .common import UsageError
+from funcbench.catalogue import config, cost_table
+from funcbench.fleet import main_job
+from funcbench.commands.common import UsageError
 
 NAME = "main-job"
 HELP = "the asv runs of dev.py dashboard that fit in its time (JSON)"

@@ -1,10 +1,10 @@
-"""``funcbench merge-results``: the shards' results merged into one asv results tree (funcbench/merge.py)."""
+"""``funcbench merge-results``: the shards' results merged into one asv results tree (funcbench/fleet/merge.py)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..merge import ON_DUPLICATE, MergeError, merge
-from .common import UsageError, stderr
+from funcbench.fleet.merge import ON_DUPLICATE, MergeError, merge
+from funcbench.commands.common import UsageError, stderr
 
 NAME = "merge-results"
 HELP = "merge shards' results into one asv results tree"

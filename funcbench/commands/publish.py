@@ -1,12 +1,12 @@
-"""``funcbench publish``: asv publish, then the dashboard made self-contained (funcbench/dashboard.py)."""
+"""``funcbench publish``: asv publish, then the dashboard made self-contained (funcbench/results/dashboard.py)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..asv_driver import Asv, AsvError
-from ..dashboard import DashboardError, make_self_contained, serve, vendor_archive
-from ..text import first_line
-from .common import UsageError
+from funcbench.fleet.asv_driver import Asv, AsvError
+from funcbench.results.dashboard import DashboardError, make_self_contained, serve, vendor_archive
+from funcbench.util.text import first_line
+from funcbench.commands.common import UsageError
 
 NAME = "publish"
 HELP = "asv publish, then a dashboard that opens with no network (asv-tachyon's page and asv's own)"

@@ -1,9 +1,10 @@
-"""``funcbench report``: the original report table of one asv results file (funcbench/asv_results.py)."""
+"""``funcbench report``: the original report table of one asv results file (funcbench/results/asv_results.py)."""
 from __future__ import annotations
 
-from .. import asv_results, metrics, results_files
-from ..report import compile_summary
-from .common import UsageError, stderr, write
+from funcbench.results import asv_results, result_files
+from funcbench.catalogue import metrics
+from funcbench.results.report import compile_summary
+from funcbench.commands.common import UsageError, stderr, write
 
 NAME = "report"
 HELP = "the report table of one asv results file (default: the newest)"
@@ -33,7 +34,7 @@ def run(args) -> int:
         if args.compile_summary:
             compiled, _ = asv_results.load(args.results_dir, side.source.commit, side.source.machine,
                                            side.source.env_name, "compile_seconds")
-    except results_files.SelectionError as error:
+    except result_files.SelectionError as error:
         raise UsageError(str(error)) from None
     if args.compile_summary:
         text = compile_summary(side.report, compiled.report)

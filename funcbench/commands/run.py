@@ -8,17 +8,18 @@ from typing import List, Optional, Sequence
 
 import torch
 
-from .. import cases, registry, tools
-from ..config import ORIGINAL_PRESET, PRESETS, UnknownName
-from ..measurement import Measurement
-from ..models.common import DEFAULT_SEED
-from ..process import allocator_is_pinned, steady_allocator
-from ..registry import MODELS, Cell, Unsupported
-from ..report import Report
-from ..tasks import APIS, EAGER_APIS, TASKS, assert_consistent, task_label
-from ..text import first_line
-from ..timing import time_calls
-from .common import UsageError, stderr, write
+from funcbench.measurement import cases
+from funcbench.catalogue import registry, tools
+from funcbench.catalogue.config import ORIGINAL_PRESET, PRESETS, UnknownName
+from funcbench.results.values import Measurement
+from funcbench.catalogue.models.common import DEFAULT_SEED
+from funcbench.measurement.process import allocator_is_pinned, steady_allocator
+from funcbench.catalogue.registry import MODELS, Cell, Unsupported
+from funcbench.results.report import Report
+from funcbench.catalogue.tasks import APIS, EAGER_APIS, TASKS, assert_consistent, task_label
+from funcbench.util.text import first_line
+from funcbench.measurement.timing import time_calls
+from funcbench.commands.common import UsageError, stderr, write
 
 NAME = "run"
 HELP = "time every selected (model, task, API) and print the report"

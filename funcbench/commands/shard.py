@@ -1,13 +1,14 @@
-"""``funcbench shard``: one shard of an asv run (funcbench/shard_run.py), or every shard's plan."""
+"""``funcbench shard``: one shard of an asv run (funcbench/fleet/shard_run.py), or every shard's plan."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from .. import config, cost_table, engines, shard_plan, shard_run
-from ..asv_driver import AsvError
-from ..text import first_line
-from .common import UsageError, stderr
+from funcbench.catalogue import config, cost_table
+from funcbench.fleet import engines, shard_plan, shard_run
+from funcbench.fleet.asv_driver import AsvError
+from funcbench.util.text import first_line
+from funcbench.commands.common import UsageError, stderr
 
 NAME = "shard"
 HELP = ("run one shard of an asv run (its arguments after --: a range such as HEAD^!, --machine, -E, --bench to "

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import cost_table, main_job, reference_costs
-from .common import UsageError, stderr
+from funcbench.catalogue import cost_table
+from funcbench.fleet import main_job, reference_costs
+from funcbench.commands.common import UsageError, stderr
 
 NAME = "shard-costs"
 HELP = "regenerate the shard cost table from a reference run"

@@ -1,0 +1,58 @@
+"""TEST-ONLY injected work (FUNCBENCH_INJECT_SLOWDOWN="model:task:api:factor"): that one cell
+does ``factor`` times its work per call, so the audit and the tests can check that a known
+slowdown is seen. Never set for real results.
+
+The extra work is an interpreter loop after the op: real instructions and real time (a sleep
+would show in wall time only, never in instruction counts or CPU time). It is priced in the
+unit of the metric that is to see it: seconds here (``iterations_for_seconds``), instructions
+under callgrind (funcbench.measurement.instructions).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import timeit
+from typing import Callable, Optional
+
+from funcbench.catalogue import config
+from funcbench.catalogue.registry import Cell
+
+
+def spin(iterations: int) -> None:
+    """An interpreter loop over itertools.repeat, as timeit does: range() allocates an int per
+    iteration above 256, so its cost per iteration would depend on the count."""
+    for _ in itertools.repeat(None, iterations):
+        pass
+
+
+def injected_factor(cell: Cell, injection: Optional[str] = None) -> float:
+    """The factor FUNCBENCH_INJECT_SLOWDOWN (or ``injection``, as the counting process gets it)
+    sets for ``cell``: 1.0 for every other cell and when unset."""
+    injection = config.get(config.INJECT_SLOWDOWN) if injection is None else injection
+    if not injection:
+        return 1.0
+    *target, factor = injection.split(":")
+    return float(factor) if tuple(target) == tuple(cell) else 1.0
+
+
+def spin_iterations(factor: float, op_cost: float, iteration_cost: float) -> int:
+    """Loop iterations that add at least (factor - 1) x op_cost, in whatever unit the costs
+    share (seconds here, instructions under callgrind)."""
+    return max(0, math.ceil((factor - 1.0) * op_cost / iteration_cost))
+
+
+def seconds_per_spin_iteration(iterations: int = 100_000, clock: Callable[[], float] = timeit.default_timer) -> float:
+    """One spin() iteration's seconds by ``clock`` (the metric's: wall, or CPU time)."""
+    return min(timeit.Timer(lambda: spin(iterations), timer=clock).repeat(repeat=3, number=1)) / iterations
+
+
+def with_spin(op: Callable[[], object], iterations: int) -> Callable[[], None]:
+    """``op`` followed by ``spin(iterations)`` (``op`` itself for 0)."""
+    if not iterations:
+        return op
+
+    def op_and_extra_work():
+        op()
+        spin(iterations)
+
+    return op_and_extra_work
