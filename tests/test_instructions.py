@@ -119,7 +119,7 @@ def test_asv_continuous_and_the_instruction_gate_fail_on_a_commit_that_adds_work
     work, home = tmp_path / "asv", tmp_path / "home"
     home.mkdir()
     base, _ = asv_helpers.make_project_repo(work / "repo")
-    ppl = work / "repo" / "funcbench" / "models" / "ppl.py"
+    ppl = work / "repo" / "funcbench" / "catalogue" / "models" / "ppl.py"
     assert EXTRA_WORK[0] in ppl.read_text()
     ppl.write_text(ppl.read_text().replace(*EXTRA_WORK))
     head = asv_helpers.commit_all(work / "repo", "extra work in ppl_simple_reg's forward")
