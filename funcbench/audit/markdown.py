@@ -156,6 +156,6 @@ def markdown(report: dict) -> str:
         else:
             lines += ["| cell | events (ms) | wall (ms) | wall/events |", "|---|---:|---:|---:|"]
             lines += [f"| {r['cell']} | {_ms(r['events_s'])} | {_ms(r['wall_s'])} | {r['wall_over_events']:.3f} |"
-                      for r in g]
+                      if "error" not in r else f"| {r['cell']} | failed: {r['error']} | | |" for r in g]
             lines.append("")
     return "\n".join(lines)

@@ -8,6 +8,7 @@ import timeit
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from funcbench.measurement import cases, process, timing
+from funcbench.util import text
 from funcbench.catalogue import registry
 from funcbench.fleet.asv_driver import load_avg
 from funcbench.catalogue.config import ROOT
@@ -141,7 +142,9 @@ def gpu_rows(device: str, preset: str, cells: Sequence[Cell]) -> Optional[List[d
         for cell in cells:
             try:
                 case = cases.build_case(cell, device=dev, preset=preset)
+                rows.append(cuda_events_vs_wall(case))
             except registry.Unsupported:
                 continue
-            rows.append(cuda_events_vs_wall(case))
+            except Exception as error:  # one cell's failure is a row of the table, not the end of the part
+                rows.append(dict(cell=str(cell), error=text.first_line(error)))
     return rows
