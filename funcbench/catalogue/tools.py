@@ -16,10 +16,11 @@ from typing import Optional
 def compile_unavailable_reason(device: str = "cpu") -> Optional[str]:
     """Why torch.compile cannot run here (no C++ compiler for inductor on the CPU, no triton on
     CUDA, a Python dynamo does not support), or None."""
-    import torch._dynamo
+    from funcbench.catalogue import compat
 
-    if not torch._dynamo.is_dynamo_supported():
-        return "torch.compile does not support this Python"
+    unsupported = compat.dynamo_unsupported_reason()
+    if unsupported:
+        return unsupported
     if device.startswith("cuda"):
         from torch.utils._triton import has_triton
         return None if has_triton() else "torch.compile on CUDA needs triton, which does not import here"

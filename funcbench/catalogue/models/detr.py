@@ -15,6 +15,7 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 from torchvision.ops import box_convert, generalized_box_iou
 
+from funcbench.catalogue import compat
 from funcbench.catalogue.models.common import (GetterReturnType, functionalize, seeded_getter, without_batch_stats_updates)
 
 # Per preset: image height and width (batch of 2) and the pixel range box corners are
@@ -213,7 +214,7 @@ def hungarian_match(pred_logits: Tensor, pred_boxes: Tensor, targets: Sequence[T
     The assignment is discrete, so no gradient flows through it (hence no_grad); the cost
     matrix goes to the CPU for scipy, and the indices come back to the predictions' device.
     """
-    with torch._C._DisableFuncTorch():  # plain tensors in, plain tensors out
+    with compat.functorch_disabled():  # plain tensors in, plain tensors out
         # detach also drops forward-mode tangents: cdist has no forward AD.
         return _match(_plain_values(pred_logits).detach(), _plain_values(pred_boxes).detach(), targets)
 

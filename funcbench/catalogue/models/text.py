@@ -6,8 +6,8 @@ import math
 
 import torch
 from torch import Tensor, nn
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from funcbench.catalogue import compat
 from funcbench.catalogue.models.common import GetterReturnType, functionalize, seeded_getter
 
 # ---------------------------------------------------------------- transformer
@@ -52,7 +52,7 @@ class TransformerModel(nn.Module):
         # CPU's fused attention kernel has no double backward (jvp, vhp, hessian fail
         # with "derivative for aten::_scaled_dot_product_flash_attention_for_cpu_backward
         # is not implemented"); the math backend has every derivative.
-        with sdpa_kernel(SDPBackend.MATH):
+        with compat.math_attention():
             x = self.transformer_encoder(x, causal_mask)
         return torch.log_softmax(self.decoder(x), dim=-1)
 
