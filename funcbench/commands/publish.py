@@ -20,9 +20,13 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    return publish(Path(args.config), args.serve, args.port)
+
+
+def publish(config: Path, serve_it: bool = False, port: int = 8080) -> int:
     """``asv publish``, then the dashboard made self-contained; 2 with one line when it cannot be."""
     try:
-        asv = Asv(Path(args.config))
+        asv = Asv(config)
         archive = vendor_archive()
         asv("publish")
         html = asv.html_dir
@@ -30,11 +34,11 @@ def run(args) -> int:
     except (AsvError, DashboardError) as error:
         raise UsageError(first_line(error)) from None
     print(f"dashboard: {pages[0]} (asv's own page: {pages[1]}); nothing in it loads from outside {html}")
-    if args.serve:
+    if serve_it:
         try:
-            serve(html, port=args.port)
+            serve(html, port=port)
         except OSError as error:
-            raise UsageError(f"cannot serve on 127.0.0.1:{args.port}: {error.strerror}") from None
+            raise UsageError(f"cannot serve on 127.0.0.1:{port}: {error.strerror}") from None
         except KeyboardInterrupt:
             pass
     return 0

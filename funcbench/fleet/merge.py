@@ -363,8 +363,7 @@ def _unfinished(shards: List[_Shard]) -> List[Unfinished]:
                 done.add((item, commit))
     return [Unfinished(item, shard.manifest.shard, commit)
             for shard in sorted(shards, key=lambda s: s.manifest.shard)
-            for item in shard.manifest.planned for commit in shard.manifest.commits
-            if (item, commit) not in done]
+            for item, commit in shard.manifest.work() if (item, commit) not in done]
 
 
 # ------------------------------------------------------------------------------ glue

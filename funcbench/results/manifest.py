@@ -30,12 +30,23 @@ class ShardManifest:
     started: Optional[str] = None  # ISO 8601, UTC
     ended: Optional[str] = None  # None while running, or where the shard died
     version: int = VERSION
+    # (item, commit) where the plan's unit is a parameter set at one commit (funcbench releases
+    # run --shard: a release per commit); None: every planned item at every commit.
+    pairs: Optional[List[Tuple[ParamSet, str]]] = None
+
+    def work(self) -> List[Tuple[ParamSet, str]]:
+        """(item, commit) this shard was asked to measure."""
+        return list(self.pairs) if self.pairs is not None else [(i, c) for i in self.planned for c in self.commits]
 
     def write(self, results_dir: Path) -> Path:
         path = Path(results_dir) / MANIFEST
         data = dataclasses.asdict(self)
         data["planned"] = [i.to_json() for i in self.planned]
         data["finished"] = [[i.to_json(), commit, env] for i, commit, env in self.finished]
+        if self.pairs is None:
+            del data["pairs"]
+        else:
+            data["pairs"] = [[i.to_json(), commit] for i, commit in self.pairs]
         path.write_text(json.dumps(data, indent=1))
         return path
 
@@ -47,4 +58,6 @@ class ShardManifest:
             raise ValueError(f"shard manifest version {data.get('version')!r}, funcbench reads {VERSION}")
         data["planned"] = [ParamSet.from_json(i) for i in data["planned"]]
         data["finished"] = [(ParamSet.from_json(i), str(c), str(e)) for i, c, e in data["finished"]]
+        if "pairs" in data:
+            data["pairs"] = [(ParamSet.from_json(i), str(c)) for i, c in data["pairs"]]
         return cls(**data)
