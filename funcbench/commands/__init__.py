@@ -12,10 +12,11 @@ import warnings
 from typing import List, Optional
 
 from funcbench.catalogue.config import UnknownName
-from funcbench.commands import (compare, interleave, listing, main_job, merge_results, publish, report, run, shard, shard_costs)
+from funcbench.commands import (compare, interleave, listing, main_job, merge_results, publish, releases, report, run, shard,
+                                shard_costs)
 from funcbench.commands.common import EXIT_USAGE, Parser, UsageError
 
-COMMANDS = (listing, run, compare, interleave, report, shard, shard_costs, merge_results, publish, main_job)
+COMMANDS = (listing, run, compare, interleave, report, shard, shard_costs, merge_results, publish, main_job, releases)
 
 
 def build_parser() -> argparse.ArgumentParser:
