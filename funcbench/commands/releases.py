@@ -158,7 +158,7 @@ def _list(args, layout: Layout) -> int:
     print("| release | status | python | torch git | disk (GB) | packages |")
     print("|---|---|---|---|---:|---|")
     for record in sorted(records.values(), key=lambda r: r.release.version):
-        status = record.status + (f": {record.reason}" if record.reason else "")
+        status = record.state()
         python = "" if not record.python else (record.python if record.release.kind == "python"
                                                else f"{record.base_python} -> {record.python}")
         disk = f"{record.disk_bytes / 1e9:.2f}" if record.disk_bytes is not None else ""
@@ -198,11 +198,11 @@ def _run(args, layout: Layout) -> int:
         raise ReleaseError(f"no release is built in {layout.root} (funcbench releases build)")
     for record in chosen:  # refuse before anything runs: a release not built, or measured already
         if record.status != release_envs.BUILT:
-            raise ReleaseError(f"{record.name} is not built ({record.status}): funcbench releases build {record.name}")
+            raise ReleaseError(f"{record.name} is not built ({record.state()}): funcbench releases build {record.name}")
     work = selection.items()
     if not args.again:
         for record in chosen:
-            path = release_runs.results_path(layout.results, machine, record)
+            path = release_runs.results_path(layout, layout.results, machine, record)
             done = release_runs.already_measured(path, machine, work, layout.results)
             if done:
                 raise ReleaseError(f"{record.name} was measured already ({len(done)} of the {len(work)} selected "

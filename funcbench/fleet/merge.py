@@ -13,7 +13,8 @@ fields or environment headers, and a parameter set two shards measured different
 
 Nothing recorded is lost: a results file the merge replaces is first kept as
 ``<name>.<UTC time>.bak``, unless it is exactly what an earlier merge of the same plan wrote.
-Those writes are recorded in ``into/funcbench-merged.jsonl``, one JSON object per line
+The environments' fingerprints funcbench recorded beside each shard's results
+(funcbench.results.environment) are carried into ``into``. Those writes are recorded in ``into/funcbench-merged.jsonl``, one JSON object per line
 (file, sha256, plan, time; funcbench.fleet.merge_record): its name does not end in ``.json``, so asv (which reads every
 ``*.json`` under results/ as results) and funcbench.results.asv_results never read it, nor the ``.bak``
 files.
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Sequence, Tuple
 
 from funcbench.fleet import merge_record
+from funcbench.results import environment
 from funcbench.util.files import set_aside
 from funcbench.results.result_files import is_result_file
 from funcbench.catalogue.param_sets import ParamSet
@@ -125,6 +127,9 @@ def merge(into: Path, shard_dirs: Sequence[Path], on_duplicate: str = "refuse",
             outcome.written.append(path)
             merge_record.append(into, name, merge_record.sha256(path), plan)
             log(f"wrote {path} ({len(results.get_all_result_keys())} benchmarks, from {len(groups[group])} shard(s))")
+        for shard in shards:  # the environments' fingerprints funcbench recorded beside the shards' results
+            for key, facts in environment.recorded(shard.dir, shard.manifest.machine).items():
+                environment.record(into, shard.manifest.machine, key, facts)
     except OSError as error:
         raise MergeError(f"cannot write into {into}: {error}") from None
     for item in outcome.unfinished:

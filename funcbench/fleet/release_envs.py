@@ -9,6 +9,9 @@ The releases folder (``.releases/`` by default, FUNCBENCH_RELEASES_DIR or --dir)
 - ``state/<name>.json``: what each build did (an ``EnvRecord``); a release counts as built only
   when its record says so, which is written last, after ``import torch`` and one checked cell
   passed in it: an interrupted build is never used, and a rerun resumes it;
+- ``current``: a link to the environment being measured. asv names an existing environment
+  by its interpreter's path and draws each name as a line of its own, so every release is run
+  as ``current/bin/python``: one line along the releases, one path length on the heap;
 - ``repo/``: the history (funcbench.results.release_history); ``results/``, ``html/``: asv's.
 
 ``prune`` removes environments and keeps records and results.
@@ -90,6 +93,8 @@ class Layout:
     results = property(lambda self: self.root / "results")
     html = property(lambda self: self.root / "html")
     conf = property(lambda self: self.root / "asv.conf.json")
+    current = property(lambda self: self.root / "current")
+    python = property(lambda self: str(self.root / "current" / "bin" / "python"))  # what asv runs
 
     def env_dir(self, name: str) -> Path:
         return self.envs / hashlib.sha256(name.encode()).hexdigest()[:12]
@@ -117,6 +122,10 @@ class EnvRecord:
     @property
     def name(self) -> str:
         return self.release.name
+
+    def state(self) -> str:
+        """Its status, with the reason where it failed."""
+        return self.status + (f": {self.reason}" if self.reason else "")
 
     def to_json(self) -> dict:
         data = dataclasses.asdict(self)
@@ -210,8 +219,10 @@ def build(layout: Layout, release: Release, base_python: str, log: Callable[[str
     free = shutil.disk_usage(layout.root if layout.root.exists() else layout.root.parent).free
     need = estimate_bytes(layout, release)
     if free < need:
-        return _failed(layout, release, base_python, f"needs ~{need / 1e9:.1f} GB of free disk, {free / 1e9:.1f} GB "
-                                                     f"free in {layout.root} (funcbench releases prune frees some)")
+        record = _failed(layout, release, base_python, f"needs ~{need / 1e9:.1f} GB of free disk, {free / 1e9:.1f} GB "
+                                                       f"free in {layout.root} (funcbench releases prune frees some)")
+        log(f"{release.name}: FAILED: {record.reason}")
+        return record
     env_dir = layout.env_dir(release.name)
     python = str(env_dir / "bin" / "python")
     record = EnvRecord(release, BUILDING, python, base_python, date=release.date or
@@ -301,6 +312,28 @@ def _adopt(layout: Layout, release: Release, log) -> EnvRecord:
     write_record(layout, record)
     log(f"{release.name}: {python} checked ({CHECKED_CELL}), torch git {str(record.torch_git)[:12]}")
     return record
+
+
+def activate(layout: Layout, record: EnvRecord) -> str:
+    """Point ``current`` at ``record``'s environment (one rename: never half there) and return
+    ``current/bin/python``. A virtual environment is linked whole (its interpreter finds its
+    pyvenv.cfg beside the path it was started by); an interpreter outside one through a folder
+    of its own holding ``bin/python``."""
+    python = Path(record.python)
+    root = python.parent.parent
+    if not (root / "pyvenv.cfg").is_file():
+        root = layout.root / "adopted" / layout.env_dir(record.name).name
+        (root / "bin").mkdir(parents=True, exist_ok=True)
+        link = root / "bin" / "python"
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(python.resolve())
+    partial = layout.root / "current.partial"
+    if partial.is_symlink() or partial.exists():
+        partial.unlink()
+    partial.symlink_to(root.absolute(), target_is_directory=True)
+    partial.replace(layout.current)
+    return layout.python
 
 
 def prune(layout: Layout, record: EnvRecord, log: Callable[[str], None] = print) -> None:

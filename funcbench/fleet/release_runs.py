@@ -9,13 +9,14 @@ companions, funcbench's own commit), which ``releases compare`` names where two 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
+import fcntl
 import hashlib
 import json
 import platform
 import re
-import shutil
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -81,8 +82,13 @@ def funcbench_commit() -> str:
     return head + (" with local changes" if dirty else "")
 
 
-def results_path(results_dir: Path, machine: str, record: EnvRecord) -> Path:
-    return Path(results_dir) / machine / f"{record.commit[:8]}-{existing_env_name(record.python)}.json"
+def env_name(layout: Layout) -> str:
+    """asv's name of the environment every release runs as (release_envs.activate)."""
+    return existing_env_name(layout.python)
+
+
+def results_path(layout: Layout, results_dir: Path, machine: str, record: EnvRecord) -> Path:
+    return Path(results_dir) / machine / f"{record.commit[:8]}-{env_name(layout)}.json"
 
 
 def already_measured(path: Path, machine: str, work: Sequence[ParamSet], results_dir: Path) -> List[str]:
@@ -98,11 +104,9 @@ def measure(layout: Layout, record: EnvRecord, selection: Selection, machine: st
             again: bool = False, work: Optional[Sequence[ParamSet]] = None, log: Callable[[str], None] = print) -> int:
     """One release's asv run into ``results_dir``; asv's exit status (0 where it ran)."""
     if record.status != release_envs.BUILT:
-        raise ReleaseError(f"{record.name} is not built ({record.status}"
-                           + (f": {record.reason}" if record.reason else "") + "): funcbench releases build "
-                           + record.name)
+        raise ReleaseError(f"{record.name} is not built ({record.state()}): funcbench releases build {record.name}")
     work = selection.items() if work is None else list(work)
-    path = results_path(results_dir, machine, record)
+    path = results_path(layout, results_dir, machine, record)
     done = already_measured(path, machine, work, results_dir)
     if done and not again:
         raise ReleaseError(f"{record.name} was measured already ({len(done)} of the {len(work)} selected parameter sets "
@@ -111,16 +115,36 @@ def measure(layout: Layout, record: EnvRecord, selection: Selection, machine: st
         log(f"{record.name}: the earlier results are kept as {keep_copy(path)}")
     asv = Asv(conf(layout, results_dir if results_dir != layout.results else None), machine=machine, log=None)
     asv.register_machine()
-    facts = environment.probe(record.python)
-    facts = environment.Fingerprint({**facts.facts, "funcbench": funcbench_commit(), "release": record.name},
+    with running(layout):
+        return _measure(layout, record, selection, machine, results_dir, work, path, asv, log)
+
+
+@contextlib.contextmanager
+def running(layout: Layout):
+    """One run at a time in a releases folder: they share ``current``."""
+    layout.root.mkdir(parents=True, exist_ok=True)
+    with open(layout.root / "run.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ReleaseError(f"another funcbench releases run is measuring in {layout.root}; wait for it, or give "
+                               f"this one --dir of its own") from None
+        yield
+
+
+def _measure(layout, record, selection, machine, results_dir, work, path, asv, log) -> int:
+    python = release_envs.activate(layout, record)
+    facts = environment.probe(python)
+    facts = environment.Fingerprint({**facts.facts, "funcbench": funcbench_commit(), "release": record.name,
+                                     "release_python": record.python},
                                     f"recorded by funcbench releases run, {datetime.date.today().isoformat()}")
-    environment.record(Path(results_dir), machine, existing_env_name(record.python), facts)
+    environment.record(Path(results_dir), machine, env_name(layout), facts, commit=record.commit)
     counted = sorted({item.params[0].strip("'") for item in work if item.benchmark.endswith(".track_instructions")})
     env = {**selection.environ, config.INSTRUCTIONS.name: ",".join(counted) or "none"}
     log(f"{record.name}: asv run of {len(work)} parameter sets at {record.commit[:8]} (torch git "
         f"{str(record.torch_git)[:12]}), results in {path.parent}")
     try:
-        asv.run("-E", f"existing:{record.python}", "--set-commit-hash", record.commit, "--record-samples",
+        asv.run("-E", f"existing:{python}", "--set-commit-hash", record.commit, "--record-samples",
                 bench=[f"^{re.escape(item.name)}$" for item in work], env=env)
     except AsvError as error:
         log(f"{record.name}: {str(error).splitlines()[0]}")
@@ -190,11 +214,3 @@ def run_shard(layout: Layout, records: Dict[str, EnvRecord], plan: PairPlan, sha
 
 def default_machine(machine: Optional[str]) -> str:
     return machine or platform.node()
-
-
-def copy_machine_file(source: Path, into: Path, machine: str) -> None:
-    """machine.json of ``machine`` from one results dir into another (asv publish needs it)."""
-    found = Path(source) / machine / "machine.json"
-    if found.is_file() and not (Path(into) / machine / "machine.json").exists():
-        (Path(into) / machine).mkdir(parents=True, exist_ok=True)
-        shutil.copy2(found, Path(into) / machine / "machine.json")

@@ -160,11 +160,17 @@ def recorded(results_dir: Path, machine: str) -> Dict[str, Fingerprint]:
         return {}
 
 
-def record(results_dir: Path, machine: str, env_name: str, fingerprint: Fingerprint) -> None:
-    """Record ``fingerprint`` as ``env_name``'s on ``machine`` (the newest wins: an environment is
-    probed just before funcbench measures it)."""
+def record_key(env_name: str, commit: Optional[str] = None) -> str:
+    """The key of a fingerprint: the environment's name, with the commit where one environment
+    name measures other builds at other commits (the release history's one interpreter path)."""
+    return f"{env_name}@{commit}" if commit else env_name
+
+
+def record(results_dir: Path, machine: str, env_name: str, fingerprint: Fingerprint, commit: Optional[str] = None) -> None:
+    """Record ``fingerprint`` as ``env_name``'s on ``machine`` (at ``commit`` only, where given;
+    the newest wins: an environment is probed just before funcbench measures it)."""
     path = Path(results_dir) / machine / RECORD
     path.parent.mkdir(parents=True, exist_ok=True)
     known = {env: f.to_json() for env, f in recorded(results_dir, machine).items()}
-    known[env_name] = fingerprint.to_json()
+    known[record_key(env_name, commit)] = fingerprint.to_json()
     path.write_text(json.dumps(known, indent=2, sort_keys=True))

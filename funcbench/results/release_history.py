@@ -33,13 +33,14 @@ class HistoryError(RuntimeError):
 
 
 def slot(version: Version) -> int:
-    """The committer timestamp that orders ``version`` on the axis: major, minor and micro in
-    fixed fields, then (in the last 10,000 s) dev < a < b < rc < final < post, a local build
-    (+cpu, +git...) after its public version."""
+    """The committer timestamp that orders ``version`` on the axis as PEP 440 does: major, minor
+    and micro in fixed fields, then (in the last 10,000 s) dev < a < b < rc < final < post, a
+    local build (+cpu, +git...) after its public version and before the next one."""
     major, minor, micro = (list(version.release) + [0, 0])[:3]
+    width = 0  # room after the slot for local builds of this version (+cpu, +git...), ordered by a hash
     if version.pre:
         kind, number = version.pre
-        sub = {"a": 3000, "b": 4000, "rc": 5000}[kind] + min(number, 999)
+        sub, width = {"a": 3000, "b": 4000, "rc": 5000}[kind] + min(number, 99) * 10, 9
     elif version.dev is not None:
         dev = version.dev
         if dev > 19_000_000:  # a nightly's date, YYYYMMDD: days since 2020
@@ -48,10 +49,12 @@ def slot(version: Version) -> int:
             except ValueError:
                 dev = 0
         sub = max(0, min(dev, 2999))
+    elif version.post is not None:
+        sub, width = 9400 + min(version.post, 98) * 6, 5
     else:
-        sub = 9000 + (min(version.post + 1, 499) if version.post is not None else 0)
-    if version.local:
-        sub = min(sub + 500 + zlib.crc32(version.local.encode()) % 400, 9999)
+        sub, width = 9000, 399
+    if version.local and width:
+        sub += 1 + zlib.crc32(version.local.encode()) % width
     return BASE + major * 100_000_000 + min(minor, 99) * 1_000_000 + min(micro, 99) * 10_000 + sub
 
 

@@ -67,7 +67,8 @@ def fingerprint(entry: ResultFile, results_dir: str) -> Fingerprint:
     if os.sep not in entry.python:  # an existing environment's is its path, which its name says already
         asv_facts["asv_python"] = entry.python
     asv_facts.update({f"asv_req_{k}": v for k, v in entry.requirements.items()})
-    found = environment.recorded(Path(results_dir), entry.machine).get(entry.env_name)
+    known = environment.recorded(Path(results_dir), entry.machine)
+    found = known.get(environment.record_key(entry.env_name, entry.commit)) or known.get(entry.env_name)
     if found is None:
         python = _existing_python(entry.env_name) or _matrix_python(entry.env_name)
         if python:
