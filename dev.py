@@ -27,7 +27,8 @@ PYTHON = VENV / "bin" / "python"
 SITE = f"lib/python{sys.version_info.major}.{sys.version_info.minor}/site-packages"
 ASV_ENV_DIR = ROOT / ".asv" / "env"  # asv.conf.json's env_dir
 # asv-tachyon: the dashboard's page (funcbench publish; docs/asv-suite.md#the-dashboard).
-TOOLS = ["asv==0.6.6", "asv-tachyon==0.5.8", "virtualenv", "pytest", "check-jsonschema"]
+# uv: funcbench releases makes one environment per torch release from one package cache (docs/releases.md).
+TOOLS = ["asv==0.6.6", "asv-tachyon==0.5.8", "virtualenv", "pytest", "check-jsonschema", "uv==0.13.9"]
 # The versions the asv matrix pins too (asv.conf.json); pip takes torch/torchvision from local disk here.
 REQUIREMENTS = ["torch==2.14.1", "torchvision==0.29.1", "torchaudio==2.11.0", "scipy", *TOOLS]
 STAMP = VENV / ".funcbench-requirements"

@@ -24,6 +24,7 @@ import engine_sim  # noqa: E402  (tests/engine_sim.py)
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
 GITHUB, GITLAB = RECIPES / "github-actions.yml", RECIPES / "gitlab-ci.yml"
+GITHUB_RELEASES = RECIPES / "github-actions-releases.yml"
 SLURM, KUBERNETES = RECIPES / "slurm-array.sbatch", RECIPES / "kubernetes-indexed-job.yaml"
 MERGE = ["merge-results", "--into", "results"]
 STUBBED = ["funcbench", "python", "python3", "pip", "git", "apt-get", "sudo", "asv", "srun", "sbatch", "kubectl"]
@@ -200,6 +201,78 @@ def test_github_workflow_simulated(stubs, tmp_path):
     assert [h["path"] for h in html] == ["html"]
 
 
+def parse_releases_run(call):
+    """`funcbench releases --dir D run --build --prune --shard I/N --results-dir R --machine M SPEC...`."""
+    argv = call["argv"]
+    assert argv[:3] == ["releases", "--dir", argv[2]] and argv[3] == "run", argv
+    rest, options, specs = argv[4:], {}, []
+    while rest:
+        head = rest.pop(0)
+        if head in ("--build", "--prune"):
+            options[head] = True
+        elif head.startswith("--"):
+            options[head] = rest.pop(0)
+        else:
+            specs.append(head)
+    assert {"--build", "--prune", "--shard", "--results-dir", "--machine"} <= set(options), options
+    return {"dir": argv[2], "spec": options["--shard"], "results_dir": options["--results-dir"],
+            "machine": options["--machine"], "specs": specs, "shard": shard_spec(options["--shard"], environ=call["env"])}
+
+
+def test_github_releases_workflow_schema():
+    done = check_jsonschema("vendor.github-workflows", GITHUB_RELEASES)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_github_releases_workflow_simulated(stubs, tmp_path):
+    workflow = load_yaml(GITHUB_RELEASES)[0]
+    shard_job, merge_job = workflow["jobs"]["shard"], workflow["jobs"]["merge"]
+    values = shard_job["strategy"]["matrix"]["shard"]
+    count = len(values)
+    assert list(shard_job["strategy"]["matrix"]) == ["shard"] and values == list(range(1, count + 1))
+    assert shard_job["strategy"]["fail-fast"] is False
+    sandbox = Sandbox(stubs, tmp_path)
+    runs, calls_per_job, artifacts = [], [], {}
+    for job_index, value in enumerate(values):
+        context = {"matrix.shard": value, "strategy.job-index": job_index, "strategy.job-total": count}
+        cwd = tmp_path / f"job-{job_index}"
+        (cwd / ".releases" / "state").mkdir(parents=True)
+        (cwd / ".releases" / "state" / "2.0.1.json").write_text("{}")  # what the run would have recorded
+        calls = []
+        for step in shard_job["steps"]:
+            if "run" in step:
+                calls += sandbox.run(substitute(step["run"], context), workflow.get("env", {}), cwd)
+        run = parse_releases_run(only(calls, "funcbench", ["releases"]))
+        assert run["spec"] == f"{value}/{count}" and run["shard"].index == value
+        assert (cwd / run["results_dir"] / "state" / "2.0.1.json").is_file(), "the records travel with the results"
+        upload = next(s["with"] for s in shard_job["steps"] if s.get("uses", "").startswith("actions/upload-artifact@"))
+        assert substitute(upload["path"], context) == run["results_dir"]
+        artifacts[substitute(upload["name"], context)] = run
+        runs.append(run)
+        calls_per_job.append(calls)
+    assert sorted(r["shard"].index for r in runs) == list(range(1, count + 1))
+    assert len({r["results_dir"] for r in runs}) == count
+    assert len({(r["machine"], tuple(r["specs"]), r["dir"]) for r in runs}) == 1, "every shard plans the same pairs"
+    assert runs[0]["machine"] == workflow["env"]["MACHINE"] and runs[0]["specs"] == [workflow["env"]["RELEASES"]]
+    check_machine_calls(calls_per_job, runs[0]["machine"])
+    download = next(s["with"] for s in merge_job["steps"] if s.get("uses", "").startswith("actions/download-artifact@"))
+    assert all(fnmatch.fnmatch(name, download["pattern"]) for name in artifacts)
+    cwd = tmp_path / "merge"
+    for name in artifacts:
+        (cwd / download["path"] / name / "state").mkdir(parents=True)
+        (cwd / download["path"] / name / "state" / "2.0.1.json").write_text("{}")
+    calls = []
+    for step in merge_job["steps"]:
+        if "run" in step:
+            calls += sandbox.run(substitute(step["run"], {}), workflow.get("env", {}), cwd)
+    merge = only(calls, "funcbench", ["merge-results"])["argv"]
+    assert merge[:3] == ["merge-results", "--into", f"{runs[0]['dir']}/results"]
+    assert sorted(merge[3:]) == sorted(f"{download['path']}/{n}" for n in artifacts)
+    publish = only(calls, "funcbench", ["releases", "--dir", runs[0]["dir"], "publish"])
+    assert calls.index(publish) > calls.index(only(calls, "funcbench", ["merge-results"]))
+    assert (cwd / runs[0]["dir"] / "state" / "2.0.1.json").is_file(), "publish needs the records (the commits' dates)"
+
+
 # --- GitLab CI --------------------------------------------------------------------------------
 
 def test_gitlab_ci_schema():
@@ -369,4 +442,5 @@ def test_kubernetes_indexed_job_simulated(stubs, tmp_path):
 # --- all recipes ------------------------------------------------------------------------------
 
 def test_recipes_folder_holds_what_is_tested():
-    assert sorted(p.name for p in RECIPES.iterdir()) == sorted(p.name for p in (GITHUB, GITLAB, SLURM, KUBERNETES))
+    assert sorted(p.name for p in RECIPES.iterdir()) == sorted(p.name for p in (GITHUB, GITHUB_RELEASES, GITLAB, SLURM,
+                                                                                KUBERNETES))

@@ -163,3 +163,25 @@ def test_the_history_dashboard_draws_both_releases_offline(history, monkeypatch,
     graphs = [json.loads(p.read_text()) for p in files]
     points = [point for point in graphs[0] if point[1] is not None and any(v is not None for v in point[1])]
     assert len(points) == 2, graphs[0]
+
+
+@pytest.mark.valgrind
+def test_the_same_release_built_again_elsewhere_counts_the_same(history, monkeypatch, capsys):
+    """run --build --prune, as a CI runner does: the wheel built in a second releases folder,
+    counted, pruned; its count equals the first environment's, to the instruction."""
+    # a folder path of the first one's length: the interpreter's path lies on the counting process's
+    # heap (counts of one build moved 0.3 % between folders of other lengths)
+    second = dict(history, dir=history["root"] / "re2")
+    assert _main(second, monkeypatch, "run", "--build", "--prune", history["wheel"], "--machine", MACHINE,
+                 "--bench", COUNT) == 0
+    layout = Layout(second["dir"])
+    record = release_envs.read_records(layout)["2.13.0+cpu"]
+    assert record.status == release_envs.PRUNED and not layout.env_dir(record.name).exists()
+    first = release_envs.read_records(Layout(history["dir"]))["2.13.0+cpu"]
+    assert record.commit == first.commit  # the same point of the history, made apart
+
+    def count(folder):
+        rows = result_rows.commit_rows(str(folder), MACHINE, record.commit)
+        return [r.value for r in rows if r.method == "track_instructions" and r.measured]
+
+    assert count(layout.results) == count(Layout(history["dir"]).results) and count(layout.results)

@@ -51,7 +51,10 @@ def add_arguments(parser) -> None:
     run.add_argument("--machine", help="asv's machine name (default: this host's name)")
     run.add_argument("--again", action="store_true",
                      help="measure a release again (the earlier results file kept as .bak)")
-    run.add_argument("--build", action="store_true", help="build the releases it needs first (a shard's, in CI)")
+    run.add_argument("--build", action="store_true",
+                     help="name releases as build does (default 2.0:) and build each just before its run (a CI runner)")
+    run.add_argument("--prune", action="store_true",
+                     help="with --build: prune each release after its run (one environment on disk at a time)")
     run.add_argument("--python", default=getattr(sys, "_base_executable", sys.executable),
                      help="with --build: the interpreter the environments are made from")
     run.add_argument("--shard", metavar="I/N|auto", help="run one shard of a plan over (release, parameter set)")
@@ -184,67 +187,102 @@ def _prune(args, layout: Layout) -> int:
 def _run(args, layout: Layout) -> int:
     selection = release_runs.Selection.of(tuple(t for t in args.tiers.split(",") if t), args.bench)
     machine = release_runs.default_machine(args.machine)
-    records = release_envs.read_records(layout)
-    if args.shard:
-        return _run_shard(args, layout, records, selection, machine)
-    if args.results_dir or args.print_plan or args.shards:
+    if args.prune and not args.build:
+        raise UsageError("--prune goes with --build (it prunes what this run built)")
+    if not args.shard and (args.results_dir or args.print_plan or args.shards):
         raise UsageError("--results-dir, --shards and --print-plan go with --shard")
-    if args.build:
-        args.specs = args.specs or [release_index.DEFAULT_SPEC]
-        _build(args, layout)
-        records = release_envs.read_records(layout)
-    chosen = select(records, args.specs)
-    if not chosen:
-        raise ReleaseError(f"no release is built in {layout.root} (funcbench releases build)")
-    for record in chosen:  # refuse before anything runs: a release not built, or measured already
-        if record.status != release_envs.BUILT:
-            raise ReleaseError(f"{record.name} is not built ({record.state()}): funcbench releases build {record.name}")
+    commits, prepare, finish = _releases(args, layout)
+    if args.shard:
+        return _run_shard(args, layout, selection, machine, commits, prepare, finish)
     work = selection.items()
-    if not args.again:
-        for record in chosen:
+    if not args.again:  # refuse before anything runs: a release measured already
+        for name, commit in commits.items():
+            record = release_envs.read_records(layout).get(name) or _placeholder(name, commit)
             path = release_runs.results_path(layout, layout.results, machine, record)
             done = release_runs.already_measured(path, machine, work, layout.results)
             if done:
-                raise ReleaseError(f"{record.name} was measured already ({len(done)} of the {len(work)} selected "
-                                   f"parameter sets in {path}); --again measures it again, keeping the earlier file as .bak")
+                raise ReleaseError(f"{name} was measured already ({len(done)} of the {len(work)} selected parameter sets "
+                                   f"in {path}); --again measures it again, keeping the earlier file as .bak")
     code = 0
-    for record in chosen:
-        code = release_runs.measure(layout, record, selection, machine, layout.results, args.again, work, stderr) or code
+    for name in sorted(commits, key=Version):
+        try:
+            record = prepare(name)
+            code = release_runs.measure(layout, record, selection, machine, layout.results, args.again, work, stderr) or code
+            finish(record)
+        except ReleaseError as error:  # one release that cannot run is one line; the others go on
+            stderr(f"funcbench releases run: {name}: {error}")
+            code = 1
     return code
 
 
-def _run_shard(args, layout, records, selection, machine) -> int:
+def _placeholder(name: str, commit: str) -> EnvRecord:
+    return EnvRecord(release_index.Release(name, "registry", f"torch=={name}"), release_envs.BUILDING, "", commit=commit)
+
+
+def _releases(args, layout: Layout):
+    """(release -> its commit, prepare(name) -> a built record, finish(record)) for a run: the
+    built releases the SPECs name; with --build, the releases they name on the registry (or the
+    wheels and pythons), each built just before its run (and pruned after it with --prune)."""
+    if not args.build:
+        chosen = select(release_envs.read_records(layout), args.specs)
+        if not chosen:
+            raise ReleaseError(f"no release is built in {layout.root} (funcbench releases build, or run --build)")
+        for record in chosen:  # refuse before anything runs: a release not built
+            if record.status != release_envs.BUILT:
+                raise ReleaseError(f"{record.name} is not built ({record.state()}): funcbench releases build {record.name}")
+        by_name = {r.name: r for r in chosen}
+        return {r.name: r.commit for r in chosen}, by_name.__getitem__, lambda record: None
+    tag = release_index.python_tag(args.python)
+    releases, problems = release_index.resolve_all(args.specs, tag)
+    if problems:
+        raise ReleaseError(next(iter(problems.values())))
+    layout.root.mkdir(parents=True, exist_ok=True)
+    known = release_envs.read_records(layout)
+    commits = {}
+    for release in releases:  # a commit depends on its release alone: known before anything is built
+        date = release.date or (known[release.name].date if release.name in known else None)
+        if date is None:
+            record = release_envs.build(layout, release, args.python, log=stderr)
+            date = record.date
+        commits[release.name] = release_history.commit(layout.repo, release.name, date)
+    by_name = {r.name: r for r in releases}
+
+    def prepare(name: str) -> EnvRecord:
+        record = release_envs.build(layout, by_name[name], args.python, log=stderr)
+        if record.status != release_envs.BUILT:
+            raise ReleaseError(f"not built: {record.reason}")
+        return record
+
+    def finish(record: EnvRecord) -> None:
+        if args.prune:
+            release_envs.prune(layout, record, log=stderr)
+
+    return commits, prepare, finish
+
+
+def _run_shard(args, layout, selection, machine, commits, prepare, finish) -> int:
     if not args.results_dir and not args.print_plan:
         raise UsageError("--shard needs --results-dir DIR (a folder of this shard's own)")
     shard = engines.shard_spec(args.shard, os.environ, args.shards)
-    names = [r.name for r in select(records, args.specs)] if not args.build else None
-    if names is None:  # a CI runner: the releases are named, resolved from the registry, built below
-        tag = release_index.python_tag(args.python)
-        releases, problems = release_index.resolve_all(args.specs, tag)
-        if problems:
-            raise ReleaseError(next(iter(problems.values())))
-        names = [r.name for r in releases]
-    plan = release_runs.plan_pairs(names, selection.items(), shard.count, cost_table.read()[0])
+    plan = release_runs.plan_pairs(sorted(commits, key=Version), selection.items(), shard.count, cost_table.read()[0])
     if args.print_plan:
         print(plan.describe())
         return 0
     mine = sorted({name for name, *_ in plan.shards[shard.index - 1]}, key=Version)
-    if args.build:
-        args.specs = mine
-        _build(args, layout)
-        records = release_envs.read_records(layout)
-    missing = [name for name in names if records.get(name) is None or records[name].commit is None]
-    if missing:
-        raise ReleaseError(f"release(s) {', '.join(missing)} not built here: the plan needs every release's commit "
-                           f"(funcbench releases build {' '.join(missing)}, or --build)")
     stderr(f"funcbench releases run {shard} ({shard.source}): {len(plan.shards[shard.index - 1])} pairs of "
            f"{', '.join(mine) or 'no release'}, plan {plan.digest}, results in {args.results_dir}")
-    return release_runs.run_shard(layout, records, plan, shard, selection, machine, Path(args.results_dir), stderr)
+    return release_runs.run_shard(layout, plan, shard, selection, machine, Path(args.results_dir), commits, prepare,
+                                  finish, stderr)
 
 
 def _publish(args, layout: Layout) -> int:
     if not layout.results.is_dir():
         raise ReleaseError(f"nothing measured in {layout.results} yet (funcbench releases run)")
+    for record in release_envs.read_records(layout).values():  # the history from the records (a CI merge job
+        if record.commit and record.date:                      # has their state files, not the runners' repos)
+            if release_history.commit(layout.repo, record.name, record.date) != record.commit:
+                raise ReleaseError(f"{record.name}'s commit in {layout.repo} is not the one it was measured at "
+                                   f"({record.commit[:8]}): its record's date was changed")
     return publish_command.publish(release_runs.conf(layout), args.serve, args.port)
 
 

@@ -169,8 +169,11 @@ def uv() -> str:
 
 
 def _uv_env(layout: Layout) -> Dict[str, str]:
+    # UV_COMPILE_BYTECODE: every module's byte code written at install, as pip does. Without it the
+    # first counting in a new environment compiled the modules it imported first, which shaped the
+    # counting process's heap: ppl_simple_reg vjp counted 911,132 then 910,460 on every later run.
     return dict(os.environ, UV_CACHE_DIR=str(layout.cache), UV_LINK_MODE="hardlink", UV_HTTP_TIMEOUT="120",
-                UV_NO_PROGRESS="1", UV_PYTHON_DOWNLOADS="never")
+                UV_NO_PROGRESS="1", UV_PYTHON_DOWNLOADS="never", UV_COMPILE_BYTECODE="1")
 
 
 def _run(command: List[str], env: Dict[str, str], what: str, timeout: float = BUILD_TIMEOUT_S) -> None:
@@ -304,7 +307,7 @@ def _adopt(layout: Layout, release: Release, log) -> EnvRecord:
         log(f"{release.name}: FAILED: {problem}")
         return record
     previous = read_records(layout).get(release.name)
-    date = (previous.date if previous else None) or release_index.utc_now()
+    date = release.date or (previous.date if previous else None) or release_index.utc_now()
     record = EnvRecord(release, BUILT, python, None, packages={k: v for k, v in facts["packages"].items() if v},
                        torch_git=facts.get("torch_git"), date=date, build_seconds=0.0, disk_bytes=0,
                        built_at=release_index.utc_now())

@@ -25,6 +25,7 @@ import re
 import subprocess
 import urllib.error
 import urllib.request
+import zipfile
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -233,7 +234,7 @@ def resolve(spec: str, tag: str) -> List[Release]:
             raise ReleaseError(f"{path.name} is a wheel of {name}, not of torch")
         if not wheel_fits(path.name, tag):
             raise ReleaseError(f"{path.name} does not install on CPython {tag[2]}.{tag[3:]} on Linux {platform.machine()}")
-        return [Release(str(version), "wheel", str(path.resolve()), None, path.stat().st_size)]
+        return [Release(str(version), "wheel", str(path.resolve()), _wheel_date(path), path.stat().st_size)]
     if os.sep in spec or path.is_file():
         return [python_release(spec)]
     available, dates = wheels("torch", tag), release_dates("torch")
@@ -256,7 +257,20 @@ def resolve(spec: str, tag: str) -> List[Release]:
     return [_registry_release(version, available, dates, tag)]
 
 
-PROBE_TORCH = "import torch; print(torch.__version__)"
+def _wheel_date(path: Path) -> Optional[str]:
+    """When the wheel was built: the time stamp of its torch/version.py (the same for every copy
+    of the file, so its commit in the history is the same wherever it is built)."""
+    try:
+        with zipfile.ZipFile(path) as wheel:
+            stamp = wheel.getinfo("torch/version.py").date_time
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return None
+    return datetime.datetime(*stamp, tzinfo=datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+# The version, and when the installed torch/version.py was written (its build, for a source build).
+PROBE_TORCH = ("import datetime, os, torch; print(torch.__version__, datetime.datetime.fromtimestamp("
+               "int(os.path.getmtime(torch.version.__file__)), datetime.timezone.utc).isoformat())")
 
 
 def python_release(python: str) -> Release:
@@ -270,8 +284,8 @@ def python_release(python: str) -> Release:
     if out.returncode != 0 or not out.stdout.strip():
         tail = (out.stderr.strip().splitlines() or ["no output"])[-1]
         raise ReleaseError(f"torch does not import in {python}: {tail}")
-    version = out.stdout.split()[-1]
-    return Release(str(Version(version)), "python", os.path.abspath(python))
+    version, date = out.stdout.split()[-2:]
+    return Release(str(Version(version)), "python", os.path.abspath(python), date)
 
 
 def resolve_all(specs: Sequence[str], tag: str) -> Tuple[List[Release], Dict[str, str]]:

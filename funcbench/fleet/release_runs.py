@@ -183,25 +183,34 @@ def plan_pairs(releases: Sequence[str], work: Sequence[ParamSet], count: int, co
     return PairPlan([sorted(shard, key=lambda p: (Version(p[0]), p[1])) for shard in shards])
 
 
-def run_shard(layout: Layout, records: Dict[str, EnvRecord], plan: PairPlan, shard: Shard, selection: Selection,
-              machine: str, results_dir: Path, log: Callable[[str], None] = print) -> int:
-    """This shard's pairs, one asv run per release, into ``results_dir`` with its manifest."""
+def run_shard(layout: Layout, plan: PairPlan, shard: Shard, selection: Selection, machine: str, results_dir: Path,
+              commits: Dict[str, str], prepare: Callable[[str], EnvRecord], finish: Callable[[EnvRecord], None],
+              log: Callable[[str], None] = print) -> int:
+    """This shard's pairs into ``results_dir`` with its manifest, one asv run per release: each
+    release ``prepare``d (looked up, or built) just before its run and ``finish``ed (kept, or
+    pruned) after it, so that a runner holds one release's environment at a time where asked.
+    ``commits``: every release of the plan -> its commit in the history."""
     results_dir = Path(results_dir)
     if results_dir.resolve() == layout.results.resolve() or layout.results.resolve() in results_dir.resolve().parents:
         raise ReleaseError(f"--results-dir {results_dir} is inside {layout.results}: put shards elsewhere and merge them "
                            f"(funcbench merge-results --into {layout.results} SHARD...)")
     mine = plan.shards[shard.index - 1]
-    commits = sorted({records[name].commit for shard_pairs in plan.shards for name, *_ in shard_pairs})
     results_dir.mkdir(parents=True, exist_ok=True)
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    manifest = ShardManifest(shard.index, shard.count, plan.digest, machine, commits, ["releases run"],
-                             sorted({item for _, item, _ in mine}), sum(c for *_, c in mine), started=started,
-                             pairs=[(item, records[name].commit) for name, item, _ in mine])
+    manifest = ShardManifest(shard.index, shard.count, plan.digest, machine, sorted(set(commits.values())),
+                             ["releases run"], sorted({item for _, item, _ in mine}), sum(c for *_, c in mine),
+                             started=started, pairs=[(item, commits[name]) for name, item, _ in mine])
     manifest.write(results_dir)
     code = 0
     for name in sorted({name for name, *_ in mine}, key=Version):
         items = [item for n, item, _ in mine if n == name]
-        code = measure(layout, records[name], selection, machine, results_dir, again=True, work=items, log=log) or code
+        try:
+            record = prepare(name)
+            code = measure(layout, record, selection, machine, results_dir, again=True, work=items, log=log) or code
+            finish(record)
+        except ReleaseError as error:  # this release's pairs stay unfinished, named below; the others go on
+            log(f"funcbench releases run {shard}: {name}: {error}")
+            code = 1
     finished = shard_run.finished_items(results_dir, machine, manifest.planned)
     manifest.finished = [f for f in finished if (f[0], f[1]) in set(manifest.pairs)]
     manifest.ended = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
