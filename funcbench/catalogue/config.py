@@ -77,7 +77,10 @@ INJECT_SLOWDOWN = Setting("FUNCBENCH_INJECT_SLOWDOWN", "", "model:task:api:facto
 CLOCKS = Setting("FUNCBENCH_CLOCKS", "", "wall, cpu or wall,cpu", r"wall|cpu|wall,cpu|cpu,wall",
                  "which clocks time the ops; unset: the CPU clock on a CPU device (neighbours cannot move it, "
                  "docs/cpu-time.md), the wall clock, synchronized, on CUDA (GPU work is not CPU time)")
-SETTINGS = (PRESET, DEVICE, CLOCKS, INSTRUCTIONS, RUN_SLOW_TASKS, INJECT_SLOWDOWN)
+# Where `funcbench releases` keeps its environments, history, results and dashboard (docs/releases.md).
+RELEASES_DIR = Setting("FUNCBENCH_RELEASES_DIR", "", "a folder", r".*",
+                       "the releases folder of `funcbench releases` (unset: .releases in the checkout; --dir wins)")
+SETTINGS = (PRESET, DEVICE, CLOCKS, INSTRUCTIONS, RUN_SLOW_TASKS, INJECT_SLOWDOWN, RELEASES_DIR)
 # Each device kind's clocks when FUNCBENCH_CLOCKS is unset: one clock each, since the main job has room for
 # one timing of every cell on 2 cores (docs/cpu-time.md).
 DEFAULT_CLOCKS = {"cpu": ("cpu",), "cuda": ("wall",)}

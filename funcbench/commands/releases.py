@@ -27,7 +27,7 @@ HELP = "torch across releases: build one environment per release, run the suite 
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--dir", help=f"the releases folder (default {release_envs.RELEASES_DIR} or .releases)")
+    parser.add_argument("--dir", help=f"the releases folder (default {config.RELEASES_DIR.name} or .releases)")
     verbs = parser.add_subparsers(dest="verb", required=True, parser_class=type(parser))
     build = verbs.add_parser("build", help="one environment per release (uv, one shared package cache)")
     build.add_argument("specs", nargs="*", metavar="SPEC", help="a version (2.8.0), a minor's newest patch (2.8), a "

@@ -34,7 +34,6 @@ from funcbench.fleet import release_index
 from funcbench.fleet.release_index import Release, ReleaseError
 from funcbench.results import release_history
 
-RELEASES_DIR = "FUNCBENCH_RELEASES_DIR"
 DEFAULT_DIR = config.ROOT / ".releases"
 BUILD_TIMEOUT_S = 1800
 # Disk a build needs before it starts (checked before any download): the torch wheel unpacked
@@ -84,7 +83,7 @@ class Layout:
 
     @classmethod
     def at(cls, folder: Optional[str] = None) -> "Layout":
-        return cls(Path(folder or os.environ.get(RELEASES_DIR) or DEFAULT_DIR).absolute())
+        return cls(Path(folder or config.get(config.RELEASES_DIR) or DEFAULT_DIR).absolute())
 
     envs = property(lambda self: self.root / "envs")
     cache = property(lambda self: self.root / "cache")
