@@ -4,9 +4,9 @@ bad input (one line, non-zero, nothing built or measured lost). The real build a
 tests/test_releases_build.py (slow)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
-from pathlib import Path
 
 import pytest
 from packaging.version import Version
@@ -145,7 +145,7 @@ def test_steps_are_beyond_the_threshold_largest_first_and_skip_releases_without_
 
 
 def test_a_shard_plan_over_releases_takes_every_pair_once_and_is_balanced():
-    work = [ParamSet(f"benchmarks.m.time_cpu_op", (f"'{i}'",)) for i in range(7)]
+    work = [ParamSet("benchmarks.m.time_cpu_op", (f"'{i}'",)) for i in range(7)]
     costs = {item.name: float(i + 1) for i, item in enumerate(work)}
     plan = release_runs.plan_pairs(["2.1.2", "2.0.1", "2.10.0"], work, 3, costs)
     pairs = [(name, item) for shard in plan.shards for name, item, _ in shard]
@@ -231,7 +231,8 @@ def test_a_release_measured_already_is_refused_and_again_keeps_the_earlier_file(
     calls = []
     monkeypatch.setattr(release_runs.Asv, "register_machine", lambda self: None)
     monkeypatch.setattr(release_runs.Asv, "run", lambda self, *args, **kwargs: calls.append(args))
-    monkeypatch.setattr(release_runs.release_envs, "activate", lambda layout, record: layout.python)
+    monkeypatch.setattr(release_runs.release_envs, "staged",
+                        lambda layout, record, log: contextlib.nullcontext(layout.python))
     monkeypatch.setattr(release_runs.environment, "probe",
                         lambda python: release_runs.environment.Fingerprint({"torch": "2.0.1"}, "probed"))
     assert _main(tmp_path, "run", "2.0.1", "--machine", "box", "--again") == 0

@@ -9,10 +9,9 @@ The releases folder (``.releases/`` by default, FUNCBENCH_RELEASES_DIR or --dir)
 - ``state/<name>.json``: what each build did (an ``EnvRecord``); a release counts as built only
   when its record says so, which is written last, after ``import torch`` and one checked cell
   passed in it: an interrupted build is never used, and a rerun resumes it;
-- ``current``: a link to the environment being measured. asv names an existing environment
-  by its interpreter's path and draws each name as a line of its own, so every release is run
-  as ``current/bin/python``: one line along the releases, one path length on the heap;
 - ``repo/``: the history (funcbench.results.release_history); ``results/``, ``html/``: asv's.
+
+Every release is measured at one fixed path (funcbench.fleet.release_stage).
 
 ``prune`` removes environments and keeps records and results.
 """
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from funcbench.catalogue import config
-from funcbench.fleet import release_index
+from funcbench.fleet import release_index, release_stage
 from funcbench.fleet.release_index import Release, ReleaseError
 from funcbench.results import release_history
 
@@ -92,8 +91,7 @@ class Layout:
     results = property(lambda self: self.root / "results")
     html = property(lambda self: self.root / "html")
     conf = property(lambda self: self.root / "asv.conf.json")
-    current = property(lambda self: self.root / "current")
-    python = property(lambda self: str(self.root / "current" / "bin" / "python"))  # what asv runs
+    python = property(lambda self: release_stage.PYTHON)  # what asv runs, whatever the folder
 
     def env_dir(self, name: str) -> Path:
         return self.envs / hashlib.sha256(name.encode()).hexdigest()[:12]
@@ -168,11 +166,8 @@ def uv() -> str:
 
 
 def _uv_env(layout: Layout) -> Dict[str, str]:
-    # UV_COMPILE_BYTECODE: every module's byte code written at install, as pip does. Without it the
-    # first counting in a new environment compiled the modules it imported first, which shaped the
-    # counting process's heap: ppl_simple_reg vjp counted 911,132 then 910,460 on every later run.
     return dict(os.environ, UV_CACHE_DIR=str(layout.cache), UV_LINK_MODE="hardlink", UV_HTTP_TIMEOUT="120",
-                UV_NO_PROGRESS="1", UV_PYTHON_DOWNLOADS="never", UV_COMPILE_BYTECODE="1")
+                UV_NO_PROGRESS="1", UV_PYTHON_DOWNLOADS="never")
 
 
 def _run(command: List[str], env: Dict[str, str], what: str, timeout: float = BUILD_TIMEOUT_S) -> None:
@@ -252,8 +247,10 @@ def build(layout: Layout, release: Release, base_python: str, log: Callable[[str
         _run([uv(), "pip", "install", "--quiet", "--python", python, *wanted], env, f"installing {' '.join(wanted)}")
         site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                    capture_output=True, text=True, timeout=120).stdout.strip())
-        (site / "funcbench.pth").write_text(str(config.ROOT) + "\n")  # funcbench from this checkout
-        facts = check(python, layout.root)
+        (site / "funcbench.pth").write_text(str(release_stage.SOURCE) + "\n")  # funcbench: this checkout, by a fixed path
+        with release_stage.machine_lock(log), staged(layout, record, log) as staged_python:
+            release_stage.compile_byte_code(env_dir, site)
+            facts = check(staged_python, layout.root)
         if "torch_error" in facts:
             raise ReleaseError(f"torch does not import: {facts['torch_error']}")
         for package, version_or_why in facts["packages"].items():
@@ -316,26 +313,10 @@ def _adopt(layout: Layout, release: Release, log) -> EnvRecord:
     return record
 
 
-def activate(layout: Layout, record: EnvRecord) -> str:
-    """Point ``current`` at ``record``'s environment (one rename: never half there) and return
-    ``current/bin/python``. A virtual environment is linked whole (its interpreter finds its
-    pyvenv.cfg beside the path it was started by); an interpreter outside one through a folder
-    of its own holding ``bin/python``."""
-    python = Path(record.python)
-    root = python.parent.parent
-    if not (root / "pyvenv.cfg").is_file():
-        root = layout.root / "adopted" / layout.env_dir(record.name).name
-        (root / "bin").mkdir(parents=True, exist_ok=True)
-        link = root / "bin" / "python"
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(python.resolve())
-    partial = layout.root / "current.partial"
-    if partial.is_symlink() or partial.exists():
-        partial.unlink()
-    partial.symlink_to(root.absolute(), target_is_directory=True)
-    partial.replace(layout.current)
-    return layout.python
+def staged(layout: Layout, record: EnvRecord, log: Callable[[str], None] = print):
+    """``record``'s environment at the fixed path it is measured at (funcbench.fleet.release_stage)."""
+    return release_stage.staged(record.name, record.python, record.release.kind != "python",
+                                layout.root / "adopted" / layout.env_dir(record.name).name, log)
 
 
 def prune(layout: Layout, record: EnvRecord, log: Callable[[str], None] = print) -> None:

@@ -9,10 +9,8 @@ companions, funcbench's own commit), which ``releases compare`` names where two 
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
-import fcntl
 import hashlib
 import json
 import platform
@@ -24,7 +22,7 @@ from packaging.version import Version
 
 from funcbench.catalogue import config, cost_table, registry
 from funcbench.catalogue.param_sets import ParamSet
-from funcbench.fleet import release_envs, shard_plan, shard_run
+from funcbench.fleet import release_envs, release_stage, shard_plan, shard_run
 from funcbench.fleet.asv_driver import Asv, AsvError, existing_env_name, git, private_conf
 from funcbench.fleet.engines import Shard
 from funcbench.fleet.release_envs import EnvRecord, Layout
@@ -115,25 +113,16 @@ def measure(layout: Layout, record: EnvRecord, selection: Selection, machine: st
         log(f"{record.name}: the earlier results are kept as {keep_copy(path)}")
     asv = Asv(conf(layout, results_dir if results_dir != layout.results else None), machine=machine, log=None)
     asv.register_machine()
-    with running(layout):
+    with release_stage.machine_lock(log):
         return _measure(layout, record, selection, machine, results_dir, work, path, asv, log)
 
 
-@contextlib.contextmanager
-def running(layout: Layout):
-    """One run at a time in a releases folder: they share ``current``."""
-    layout.root.mkdir(parents=True, exist_ok=True)
-    with open(layout.root / "run.lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise ReleaseError(f"another funcbench releases run is measuring in {layout.root}; wait for it, or give "
-                               f"this one --dir of its own") from None
-        yield
-
-
 def _measure(layout, record, selection, machine, results_dir, work, path, asv, log) -> int:
-    python = release_envs.activate(layout, record)
+    with release_envs.staged(layout, record, log) as python:
+        return _staged_run(layout, record, selection, machine, results_dir, work, path, asv, log, python)
+
+
+def _staged_run(layout, record, selection, machine, results_dir, work, path, asv, log, python) -> int:
     facts = environment.probe(python)
     facts = environment.Fingerprint({**facts.facts, "funcbench": funcbench_commit(), "release": record.name,
                                      "release_python": record.python},

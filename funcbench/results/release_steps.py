@@ -71,7 +71,7 @@ def _value(metric: str, value: float) -> str:
 
 
 def table(found: Sequence[Step], metric: str, at: float) -> str:
-    lines = [f"| cell | from | to | before | after | after / before |", "|---|---|---|---:|---:|---:|"]
+    lines = ["| cell | from | to | before | after | after / before |", "|---|---|---|---:|---:|---:|"]
     for s in found:
         skipped = f" ({s.skipped} release(s) between without it)" if s.skipped else ""
         lines.append(f"| {s.cell} | {s.before} | {s.after}{skipped} | {_value(metric, s.before_value)} | "
