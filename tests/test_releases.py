@@ -233,6 +233,7 @@ def test_a_release_measured_already_is_refused_and_again_keeps_the_earlier_file(
     monkeypatch.setattr(release_runs.Asv, "run", lambda self, *args, **kwargs: calls.append(args))
     monkeypatch.setattr(release_runs.release_envs, "staged",
                         lambda layout, record, log: contextlib.nullcontext(layout.python))
+    monkeypatch.setattr(release_runs.release_stage, "machine_lock", lambda log: contextlib.nullcontext())
     monkeypatch.setattr(release_runs.environment, "probe",
                         lambda python: release_runs.environment.Fingerprint({"torch": "2.0.1"}, "probed"))
     assert _main(tmp_path, "run", "2.0.1", "--machine", "box", "--again") == 0

@@ -54,7 +54,8 @@ def add_arguments(parser) -> None:
     run.add_argument("--build", action="store_true",
                      help="name releases as build does (default 2.0:) and build each just before its run (a CI runner)")
     run.add_argument("--prune", action="store_true",
-                     help="with --build: prune each release after its run (one environment on disk at a time)")
+                     help="with --build: prune each release after its run and empty uv's cache (one release on disk "
+                          "at a time; each build downloads its packages again)")
     run.add_argument("--python", default=getattr(sys, "_base_executable", sys.executable),
                      help="with --build: the interpreter the environments are made from")
     run.add_argument("--shard", metavar="I/N|auto", help="run one shard of a plan over (release, parameter set)")
@@ -254,8 +255,9 @@ def _releases(args, layout: Layout):
         return record
 
     def finish(record: EnvRecord) -> None:
-        if args.prune:
+        if args.prune:  # the environment's files are hard links into uv's cache: both go
             release_envs.prune(layout, record, log=stderr)
+            release_envs.clean_cache(layout)
 
     return commits, prepare, finish
 

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from funcbench.catalogue import config
 from funcbench.fleet import release_index, release_stage
@@ -230,36 +230,8 @@ def build(layout: Layout, release: Release, base_python: str, log: Callable[[str
     started = time.monotonic()
     try:
         env = _uv_env(layout)
-        _run([uv(), "venv", "--quiet", "--allow-existing", "--python", base_python, str(env_dir)], env, "uv venv")
-        version = release.version
-        torch = release.source if release.kind == "wheel" else f"torch=={release.name}"
-        wanted = [torch, *release_index.pins(version), "scipy", "asv_runner", "pympler"]
-        if "setuptools<70" not in wanted:
-            wanted.append("setuptools")  # torch.utils.benchmark and inductor's build import it
-        missing = {}
-        if release.kind == "registry" or release.kind == "wheel":
-            tag = release_index.python_tag(base_python)
-            for package, requirement in release_index.companions(version, tag).items():
-                if requirement:
-                    wanted.append(requirement)
-                else:
-                    missing[package] = f"no {package} release for torch {version.public} on the registry"
-        _run([uv(), "pip", "install", "--quiet", "--python", python, *wanted], env, f"installing {' '.join(wanted)}")
-        site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                   capture_output=True, text=True, timeout=120).stdout.strip())
-        (site / "funcbench.pth").write_text(str(release_stage.SOURCE) + "\n")  # funcbench: this checkout, by a fixed path
-        with release_stage.machine_lock(log), staged(layout, record, log) as staged_python:
-            release_stage.compile_byte_code(env_dir, site)
-            facts = check(staged_python, layout.root)
-        if "torch_error" in facts:
-            raise ReleaseError(f"torch does not import: {facts['torch_error']}")
-        for package, version_or_why in facts["packages"].items():
-            if isinstance(version_or_why, str) and version_or_why.startswith("does not import"):
-                # a companion that does not work with this build: removed, its models n/a here
-                _run([uv(), "pip", "uninstall", "--quiet", "--python", python, package], env, f"removing {package}")
-                missing[package] = f"{package} {version_or_why}"
-        if "check_error" in facts:
-            raise ReleaseError(f"{CHECKED_CELL} failed its check: {facts['check_error']}")
+        site, missing = _install(record, env_dir, env)
+        facts = _check_staged(layout, record, env_dir, site, env, missing, log)
     except ReleaseError as error:
         record.status, record.reason = FAILED, str(error)
         write_record(layout, record)
@@ -277,6 +249,47 @@ def build(layout: Layout, release: Release, base_python: str, log: Callable[[str
         f"torch git {str(record.torch_git)[:12]}, checked {CHECKED_CELL}"
         + "".join(f"; {why}" for why in missing.values()))
     return record
+
+
+def _install(record: EnvRecord, env_dir: Path, env: Dict[str, str]) -> Tuple[Path, Dict[str, str]]:
+    """The environment made (or completed) by uv: torch, its pins and companions, what funcbench
+    needs, funcbench itself by SOURCE. Returns (its site-packages, companion -> why it is missing)."""
+    release, python = record.release, record.python
+    _run([uv(), "venv", "--quiet", "--allow-existing", "--python", record.base_python, str(env_dir)], env, "uv venv")
+    torch = release.source if release.kind == "wheel" else f"torch=={release.name}"
+    wanted = [torch, *release_index.pins(release.version), "scipy", "asv_runner", "pympler"]
+    if "setuptools<70" not in wanted:
+        wanted.append("setuptools")  # torch.utils.benchmark and inductor's build import it
+    missing = {}
+    for package, requirement in release_index.companions(release.version,
+                                                         release_index.python_tag(record.base_python)).items():
+        if requirement:
+            wanted.append(requirement)
+        else:
+            missing[package] = f"no {package} release for torch {release.version.public} on the registry"
+    _run([uv(), "pip", "install", "--quiet", "--python", python, *wanted], env, f"installing {' '.join(wanted)}")
+    site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, timeout=120).stdout.strip())
+    (site / "funcbench.pth").write_text(str(release_stage.SOURCE) + "\n")  # funcbench: this checkout, by a fixed path
+    return site, missing
+
+
+def _check_staged(layout: Layout, record: EnvRecord, env_dir: Path, site: Path, env: Dict[str, str],
+                  missing: Dict[str, str], log) -> dict:
+    """Byte code compiled and CHECK run with the environment at its fixed path; a companion that
+    does not import beside this build removed (its models n/a here, ``missing`` says why)."""
+    with release_stage.machine_lock(log), staged(layout, record, log) as staged_python:
+        release_stage.compile_byte_code(env_dir, site)
+        facts = check(staged_python, layout.root)
+    if "torch_error" in facts:
+        raise ReleaseError(f"torch does not import: {facts['torch_error']}")
+    for package, version_or_why in facts["packages"].items():
+        if isinstance(version_or_why, str) and version_or_why.startswith("does not import"):
+            _run([uv(), "pip", "uninstall", "--quiet", "--python", record.python, package], env, f"removing {package}")
+            missing[package] = f"{package} {version_or_why}"
+    if "check_error" in facts:
+        raise ReleaseError(f"{CHECKED_CELL} failed its check: {facts['check_error']}")
+    return facts
 
 
 def _failed(layout: Layout, release: Release, base_python: Optional[str], reason: str) -> EnvRecord:
