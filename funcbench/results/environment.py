@@ -64,6 +64,8 @@ print(json.dumps(facts))
 FACTS = {
     "torch": "torch version", "torch_git": "torch.version.git_version", "torch_cuda": "torch's CUDA",
     "torch_debug": "torch debug build",
+    # funcbench releases: the release and its environment belong to the build being compared
+    "release": "release", "release_python": "release environment",
     "python": "python version", "implementation": "python implementation", "python_build": "python build",
     "python_compiler": "python compiler", "python_home": "python installation", "python_binary": "python binary (sha256)",
     "numpy": "numpy",
@@ -75,7 +77,7 @@ FACTS = {
     "asv_req_torchaudio": "torchaudio (asv's matrix)", "asv_machine": "asv machine", "asv_cpu": "CPU (asv)",
     "asv_num_cpu": "cores (asv)", "asv_os": "OS (asv)", "asv_arch": "architecture (asv)", "asv_ram": "RAM (asv)",
 }
-TORCH_BUILD = ("torch", "torch_git", "torch_cuda", "torch_debug", "asv_req_torch")
+TORCH_BUILD = ("torch", "torch_git", "torch_cuda", "torch_debug", "release", "release_python", "asv_req_torch")
 
 
 class ProbeFailed(RuntimeError):
