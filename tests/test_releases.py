@@ -254,3 +254,13 @@ def test_specs_select_known_releases_by_version_minor_and_range(tmp_path):
     assert [r.name for r in select(records, ["2.10", "2.0.1"])] == ["2.0.1", "2.10.0"]
     with pytest.raises(ReleaseError, match="no release 2.2"):
         select(records, ["2.2"])
+
+
+def test_uv_gets_the_system_certificates_and_the_folders_cache_whatever_the_environment_says(tmp_path, monkeypatch):
+    layout = release_envs.Layout(tmp_path)
+    monkeypatch.setenv("UV_CACHE_DIR", "/elsewhere")  # a user's own uv cache: the folder's cache still wins
+    monkeypatch.delenv("UV_SYSTEM_CERTS", raising=False)
+    env = release_envs._uv_env(layout)
+    assert env["UV_CACHE_DIR"] == str(layout.cache) and env["UV_SYSTEM_CERTS"] == "1"
+    monkeypatch.setenv("UV_SYSTEM_CERTS", "0")  # a user who said otherwise is heard
+    assert release_envs._uv_env(layout)["UV_SYSTEM_CERTS"] == "0"

@@ -169,8 +169,8 @@ def _uv_env(layout: Layout) -> Dict[str, str]:
     # uv trusts only its own bundled roots unless told otherwise; pip reads the machine's (pip.conf,
     # the system store), so a registry behind a private CA worked for pip and failed for uv
     # ("invalid peer certificate: UnknownIssuer") in an empty environment: the system store it is.
-    return dict({"UV_SYSTEM_CERTS": "1"}, **os.environ, UV_CACHE_DIR=str(layout.cache), UV_LINK_MODE="hardlink",
-                UV_HTTP_TIMEOUT="120", UV_NO_PROGRESS="1", UV_PYTHON_DOWNLOADS="never")
+    return {"UV_SYSTEM_CERTS": "1", **os.environ, "UV_CACHE_DIR": str(layout.cache), "UV_LINK_MODE": "hardlink",
+            "UV_HTTP_TIMEOUT": "120", "UV_NO_PROGRESS": "1", "UV_PYTHON_DOWNLOADS": "never"}
 
 
 def _run(command: List[str], env: Dict[str, str], what: str, timeout: float = BUILD_TIMEOUT_S) -> None:

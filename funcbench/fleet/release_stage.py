@@ -34,7 +34,7 @@ def compile_byte_code(env_dir: Path, site: Path) -> None:
     name that folder."""
     staged = STAGE / site.relative_to(env_dir)
     try:  # compileall exits 1 for the odd file no Python 3 compiles (templates, tests): not a failure
-        subprocess.run([str(STAGE / "bin" / "python"), "-m", "compileall", "-q", "-f", "-j", "0", str(staged)],
+        subprocess.run([PYTHON, "-m", "compileall", "-q", "-f", "-j", "0", str(staged)],
                        capture_output=True, timeout=COMPILE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise ReleaseError(f"compiling byte code: no result within {COMPILE_TIMEOUT_S} s") from None
