@@ -72,6 +72,12 @@ INJECT_SLOWDOWN = Setting("FUNCBENCH_INJECT_SLOWDOWN", "", "model:task:api:facto
                           r"|\w+:\w+:\w+:\d+(\.\d+)?",
                           "**test-only**: that one cell does factor x its work per call (an interpreter loop after "
                           "the op: real time and real instructions). Never set it for real results")
+# TEST-ONLY: "model:task:api:op" adds one real ATen op (cumsum or sort) after that cell's in its counted
+# calls (funcbench/measurement/injection.py): the tests check that compare --explain names its kernel.
+INJECT_OP = Setting("FUNCBENCH_INJECT_OP", "", "model:task:api:op, op one of cumsum, sort (test-only)",
+                    r"|\w+:\w+:\w+:(cumsum|sort)",
+                    "**test-only**: that one cell's counted calls also run one ATen op (instruction counts only), "
+                    "for checking that `compare --explain` names its kernel. Never set it for real results")
 # The clocks a time benchmark reads (docs/cpu-time.md): wall (time_op, time_compiled_op) and the calling
 # thread's CPU time (time_cpu_op, time_cpu_compiled_op). Unset: DEFAULT_CLOCKS of the run's device.
 CLOCKS = Setting("FUNCBENCH_CLOCKS", "", "wall, cpu or wall,cpu", r"wall|cpu|wall,cpu|cpu,wall",
@@ -80,7 +86,7 @@ CLOCKS = Setting("FUNCBENCH_CLOCKS", "", "wall, cpu or wall,cpu", r"wall|cpu|wal
 # Where `funcbench releases` keeps its environments, history, results and dashboard (docs/releases.md).
 RELEASES_DIR = Setting("FUNCBENCH_RELEASES_DIR", "", "a folder", r".*",
                        "the releases folder of `funcbench releases` (unset: .releases in the checkout; --dir wins)")
-SETTINGS = (PRESET, DEVICE, CLOCKS, INSTRUCTIONS, RUN_SLOW_TASKS, INJECT_SLOWDOWN, RELEASES_DIR)
+SETTINGS = (PRESET, DEVICE, CLOCKS, INSTRUCTIONS, RUN_SLOW_TASKS, INJECT_SLOWDOWN, INJECT_OP, RELEASES_DIR)
 # Each device kind's clocks when FUNCBENCH_CLOCKS is unset: one clock each, since the main job has room for
 # one timing of every cell on 2 cores (docs/cpu-time.md).
 DEFAULT_CLOCKS = {"cpu": ("cpu",), "cuda": ("wall",)}

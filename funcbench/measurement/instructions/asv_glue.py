@@ -13,15 +13,18 @@ from funcbench.measurement.instructions.parent import count
 
 def count_for_run(run: Optional[config.RunSettings] = None) -> dict:
     """{"cells": {"model:task:api": per-call count or {"error": why}}, "seconds": the counting's
-    wall time}: every cell the run's FUNCBENCH_INSTRUCTIONS picks that can be counted here."""
+    wall time, "preset", "profiles": {"model:task:api": {Function: self instructions}}}: every
+    cell the run's FUNCBENCH_INSTRUCTIONS picks that can be counted here. The suite keeps the
+    profiles beside asv's results (funcbench.results.profiles) and pickles the rest."""
     run = run or config.RunSettings.from_environ()
     started = time.monotonic()
     cells = [c for c in registry.select(run.instructions, run.run_slow_tasks)
              if registry.why_not(c, run.preset, run.device, "instructions", run) is None]
-    counts = count(cells, run.preset, injection=config.get(config.INJECT_SLOWDOWN),
+    counts = count(cells, run.preset, injection=config.get(config.INJECT_SLOWDOWN), injected_op=config.get(config.INJECT_OP),
                    seconds=expected_seconds(cells, run.preset)) if cells else {}
     return dict(cells={str(c): ({"error": n.error} if n.error else n.per_call) for c, n in counts.items()},
-                seconds=time.monotonic() - started)
+                seconds=time.monotonic() - started, preset=run.preset,
+                profiles={str(c): n.profile for c, n in counts.items() if not n.error})
 
 
 def expected_seconds(cells, preset: str) -> Optional[Dict[Cell, float]]:

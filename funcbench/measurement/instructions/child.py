@@ -117,13 +117,19 @@ class Child:
         case.call_checked()
         for _ in range(wanted.warmup - 1):
             case.call()
-        counted = count_calls(self.controls, case.call, wanted.calls, settle=wanted.warmup > 0)
+        call = case.call
+        op = injection.injected_op(cell, self.request.injected_op)
+        if op:  # TEST-ONLY: one real ATen op after the cell's, warmed up with it
+            call = injection.with_op(case.call, op)
+            for _ in range(max(1, wanted.warmup)):
+                call()
+        counted = count_calls(self.controls, call, wanted.calls, settle=wanted.warmup > 0)
         factor = injection.injected_factor(cell, self.request.injection)
         if factor != 1.0:  # TEST-ONLY: the op followed by spin() worth (factor - 1) of its instructions
             baseline = self.total(counted.baseline)
             op = statistics.median(self.total(n) - baseline for n in counted.dumps)
             iterations = injection.spin_iterations(factor, op, self.price_of_spin())
-            counted = count_calls(self.controls, injection.with_spin(case.call, iterations), wanted.calls)
+            counted = count_calls(self.controls, injection.with_spin(call, iterations), wanted.calls)
             counted.injected_iterations = iterations
         self.controls.stop()
         return dataclasses.replace(counted, cell=wanted.cell, pid=self.pid)

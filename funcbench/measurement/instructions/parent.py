@@ -27,7 +27,8 @@ from funcbench.catalogue import registry
 from funcbench.catalogue.config import PRESET
 from funcbench.util.packing import longest_first
 from funcbench.catalogue.registry import Cell
-from funcbench.measurement.instructions.protocol import (RESPONSE, CellRequest, CountRequest, CountResponse, dump_total)
+from funcbench.measurement.instructions.protocol import (RESPONSE, CellRequest, CountRequest, CountResponse, Function,
+                                                         dump_functions, dump_total)
 
 # Per tier: (uncounted calls after the checked one, the last of them after gc.collect(), counted
 # calls). In a medium cell every call valgrind runs costs about the same, instrumented or not
@@ -70,6 +71,9 @@ class Count:
     calls: List[int] = dataclasses.field(default_factory=list)
     baseline: int = 0  # the collection toggles around a no-op
     error: Optional[str] = None
+    # Each function's self instructions in the median counted call less the baseline's: they sum to
+    # per_call exactly (an odd number of counted calls: the median is one of them).
+    profile: Dict[Function, int] = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def per_call(self) -> float:
@@ -142,13 +146,14 @@ def cell_request(cell: Cell) -> CellRequest:
 
 
 def count(cells: Sequence[Cell], preset: str = PRESET.default, workdir: Optional[Path] = None,
-          injection: str = "", timeout: float = 6 * 3600, processes: int = PROCESSES,
+          injection: str = "", timeout: float = 6 * 3600, processes: int = PROCESSES, injected_op: str = "",
           seconds: Optional[Dict[Cell, float]] = None) -> Dict[Cell, Count]:
     """Count ``cells`` in up to ``processes`` valgrind processes at once (split by ``seconds``, each
     cell's expected cost, where given); a cell that fails carries its error.
 
     ``injection`` ("model:task:api:factor", TEST-ONLY) adds spin() work to that cell, priced
-    in instructions by the child (so factor 1.01 adds >= 1 % of the cell's counted instructions)."""
+    in instructions by the child (so factor 1.01 adds >= 1 % of the cell's counted instructions);
+    ``injected_op`` ("model:task:api:op", TEST-ONLY) one real ATen op (injection.OPS)."""
     own = workdir is None
     root = COUNT_ROOT if os.access(COUNT_ROOT, os.W_OK) else None
     folder = Path(workdir or tempfile.mkdtemp(prefix="funcbench-counts-", dir=root))
@@ -165,7 +170,7 @@ def count(cells: Sequence[Cell], preset: str = PRESET.default, workdir: Optional
             if controls:  # the worker names it relative to its folder, as everything else
                 shutil.copy(controls, part / controls.name)
             CountRequest(tuple(cell_request(c) for c in group), preset, f"./{controls.name}" if controls else None,
-                         injection).write(part)
+                         injection, injected_op).write(part)
             command = [shutil.which("valgrind") or "valgrind", "--tool=callgrind", "--collect-atstart=no",
                        f"--instr-atstart={'no' if controls else 'yes'}", "--dump-instr=no", "--dump-line=no",
                        "--callgrind-out-file=callgrind.out.%p", sys.executable, "-m",
@@ -185,6 +190,7 @@ def count(cells: Sequence[Cell], preset: str = PRESET.default, workdir: Optional
                 tail = [line for line in stderr.splitlines() if line and not line.startswith("==")][-3:]
                 raise CountingFailed(f"callgrind exited {child.returncode}: {' | '.join(tail) or 'no output'}")
             counts.update(read_counts(part, CountResponse.read(part)))
+        demangle([c.profile for c in counts.values()])
         return {cell: counts[cell] for cell in cells}
     finally:
         if own:
@@ -198,7 +204,39 @@ def read_counts(folder: Path, response: CountResponse) -> Dict[Cell, Count]:
         if entry.error:
             counts[cell] = Count(cell, error=entry.error)
             continue
-        totals = [dump_total(folder / f"callgrind.out.{entry.pid}.{n}") for n in entry.dumps]
-        baseline = dump_total(folder / f"callgrind.out.{entry.pid}.{entry.baseline}")
-        counts[cell] = Count(cell, [t - baseline for t in totals], baseline)
+        dump = lambda n: folder / f"callgrind.out.{entry.pid}.{n}"  # noqa: E731
+        totals = [dump_total(dump(n)) for n in entry.dumps]
+        baseline = dump_total(dump(entry.baseline))
+        counts[cell] = Count(cell, [t - baseline for t in totals], baseline,
+                             profile=median_profile(dump, entry.dumps, totals, entry.baseline))
     return counts
+
+
+def median_profile(dump, numbers: Sequence[int], totals: Sequence[int], baseline: int) -> Dict[Function, int]:
+    """Per function, the median counted call's self instructions less the baseline's (the calls'
+    median by total, the lower one of an even number: Count.per_call then averages two calls)."""
+    median = statistics.median_low(totals)
+    call = dump_functions(dump(numbers[totals.index(median)]))
+    for function, instructions in dump_functions(dump(baseline)).items():
+        call[function] = call.get(function, 0) - instructions
+    return {function: n for function, n in call.items() if n}
+
+
+def demangle(profiles: Sequence[Dict[Function, int]]) -> None:
+    """Demangle, in place, the C++ symbols valgrind left mangled (its demangler gives up on very
+    long names: ATen's nested kernel lambdas), with one c++filt for all; without c++filt they stay."""
+    mangled = sorted({f.name for profile in profiles for f in profile if f.name.startswith("_Z")})
+    tool = shutil.which("c++filt")
+    if not mangled or tool is None:
+        return
+    try:
+        out = subprocess.run([tool], input="\n".join(mangled) + "\n", capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return
+    names = dict(zip(mangled, out.stdout.splitlines())) if out.returncode == 0 else {}
+    if len(names) != len(mangled):
+        return
+    for profile in profiles:
+        for function in [f for f in profile if f.name in names]:
+            renamed = function._replace(name=names[function.name])
+            profile[renamed] = profile.get(renamed, 0) + profile.pop(function)

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 REQUEST, RESPONSE = "request.json", "response.json"
 SIZE = "cells"  # how many cells the request holds: all the worker reads of it (child.main)
@@ -26,6 +27,7 @@ class CountRequest:
     preset: str
     controls: Optional[str] = None  # the compiled client-request shim; None: torch's toggles, instrumented from the start
     injection: str = ""  # TEST-ONLY "model:task:api:factor", priced in instructions by the child
+    injected_op: str = ""  # TEST-ONLY "model:task:api:op": one real ATen op after that cell's (injection.OPS)
 
     def write(self, folder: Path) -> None:
         """The request, how many cells it holds, and each cell's own one-cell request (what the
@@ -88,3 +90,63 @@ def dump_total(path: Path) -> int:
             if line.startswith("totals:"):
                 return int(line.split()[1])
     raise ValueError(f"{path}: no totals line (not a callgrind dump)")
+
+
+class Function(NamedTuple):
+    """A function as callgrind names it: its symbol (demangled by valgrind), the source file of its
+    debug information and its object file ("???" where callgrind has none)."""
+    name: str
+    file: str
+    object: str
+
+
+# The dump's lines that name a function, a file or an object ("fn=(12) name" defines id 12, "fn=(12)"
+# uses it; a dump defines every id it uses). Callee lines (cfn, cfi, cob) define names too.
+# callgrind names a function's recursive activations f'2, f'3, ...: one function here, whatever the depth.
+_RECURSION = re.compile(r"'\d+$")
+_TABLES = {"fn": "fn", "cfn": "fn", "fl": "fl", "fi": "fl", "fe": "fl", "cfi": "fl", "cfl": "fl", "ob": "ob", "cob": "ob"}
+
+
+def dump_functions(path: Path) -> Dict[Function, int]:
+    """Each function's *self* instructions in one dump (callgrind format 1, one event, Ir): the
+    cost lines under its ``fn=``, not the inclusive cost line after each ``calls=``. They sum to
+    the dump's ``totals:`` exactly; a dump where they do not raises ValueError."""
+    names = {"fn": {}, "fl": {}, "ob": {}}
+    current = {"fn": "???", "fl": "???", "ob": "???"}
+    counts: Dict[Function, int] = {}
+    here = None
+    skip_next_cost = False  # the line after calls= is the call's inclusive cost
+    total = None
+    with open(path) as handle:
+        for line in handle:
+            first = line[:1]
+            if first.isdigit() or first in "+-*":
+                if skip_next_cost:
+                    skip_next_cost = False
+                    continue
+                parts = line.split()
+                if len(parts) > 1:
+                    counts[here] = counts.get(here, 0) + int(parts[1])
+                continue
+            key, sep, value = line.rstrip("\n").partition("=")
+            if sep and key in _TABLES:
+                table = names[_TABLES[key]]
+                if value.startswith("("):
+                    number, _, name = value[1:].partition(")")
+                    name = name[1:] if name else table[number]
+                    table[number] = name
+                else:  # uncompressed (--compress-strings=no)
+                    name = value
+                if key in current:  # fn, fl, ob: where the next cost lines belong (fi/fe: inlined code, same fn)
+                    current[key] = name
+                    if key == "fn":
+                        here = Function(_RECURSION.sub("", name), current["fl"], current["ob"])
+            elif key == "calls" and sep:
+                skip_next_cost = True
+            elif line.startswith("totals:"):
+                total = int(line.split()[1])
+    found = sum(counts.values())
+    if total is None or found != total:
+        raise ValueError(f"{path}: functions sum to {found} instructions, the dump's totals line says {total}")
+    counts.pop(None, None)  # cost before any fn= (none in callgrind's own dumps)
+    return counts
