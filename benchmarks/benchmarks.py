@@ -28,6 +28,7 @@ from pathlib import Path
 
 from funcbench.measurement import cases, compilation, cost_ratio, cuda_memory, instructions, policy, process, timing
 from funcbench.catalogue import metrics, registry
+from funcbench.results import profiles
 from funcbench.measurement.prepared import prepared
 from funcbench.catalogue.registry import Cell
 from funcbench.catalogue.tasks import EAGER_APIS
@@ -175,7 +176,10 @@ class Instructions(_PerCell):
     timeout = 60  # each benchmark only looks its count up; the counting is setup_cache's
 
     def setup_cache(self):
-        return instructions.count_for_run(RUN)
+        counts = instructions.count_for_run(RUN)
+        profiles.keep(counts)  # per-function counts beside asv's results; the benchmarks need the totals only
+        counts.pop("profiles")
+        return counts
 
     setup_cache.timeout = 6 * 3600  # the light tier: ~1.5 min; every tier: hours (docs/instruction-counts.md)
 

@@ -22,7 +22,7 @@ import pytest
 
 from funcbench import commands
 from funcbench.fleet import merge, merge_record
-from funcbench.results import result_files, result_rows
+from funcbench.results import profiles, result_files, result_rows
 from funcbench.catalogue.param_sets import ParamSet
 from funcbench.results.manifest import ShardManifest
 
@@ -293,3 +293,20 @@ def test_bad_input_one_line_nothing_overwritten(case, runs, tmp_path, capsys):
     for word in words:
         assert word in err, (word, err)
     assert {d: snapshot(d) for d in [*dirs, into]} == before
+
+
+def test_the_counts_profiles_are_carried_cell_by_cell(runs, two, tmp_path, capsys):
+    """Each shard counted its own cells: one filed beside its results, one left unfiled (a plain asv run)."""
+    def kept(cell, total):
+        return profiles.ProfileFile(runs["new"], ENV, {f"{cell} small": profiles.CellProfile(
+            total, {profiles.Function("at::native::add", "???", "/env/libtorch_cpu.so"): total})})
+    kept("ppl_simple_reg:vjp:autograd", 100).write(profiles.filed_path(two[0], MACHINE, runs["new"], ENV))
+    unfiled = kept("ppl_simple_reg:vjp:func", 200)
+    unfiled.write(two[1] / profiles.UNFILED / unfiled.name)
+    into = tmp_path / "results"
+    code, out, err = cli_run(capsys, *two, "--into", into)
+    assert code == 0, err
+    merged = profiles.for_result(into, MACHINE, runs["new"], ENV)
+    assert {k: p.total for k, p in merged.cells.items()} == {"ppl_simple_reg:vjp:autograd small": 100,
+                                                            "ppl_simple_reg:vjp:func small": 200}
+    assert f"wrote {profiles.filed_path(into, MACHINE, runs['new'], ENV)} (2 counted" in out

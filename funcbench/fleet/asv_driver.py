@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 from funcbench.catalogue import config
-from funcbench.results import environment
+from funcbench.results import environment, profiles
 from funcbench.catalogue.registry import Cell
 
 ROOT = config.ROOT
@@ -99,6 +99,7 @@ class Asv:
         if self.home is not None:
             env["HOME"] = str(self.home)
         env.update(extra or {})
+        env[profiles.DIR_VARIABLE] = str(self.results_dir / profiles.UNFILED)  # what run() files after asv
         return env
 
     def command(self, *args: str) -> List[str]:
@@ -134,8 +135,21 @@ class Asv:
             timeout: float = 6 * 3600) -> str:
         """``asv run ARGS --machine M --bench B ...``."""
         selection = [part for regex in bench for part in ("--bench", regex)]
-        return self("run", *args, *(["--machine", self.machine] if self.machine else []), *selection,
-                    env=env, timeout=timeout)
+        try:
+            return self("run", *args, *(["--machine", self.machine] if self.machine else []), *selection,
+                        env=env, timeout=timeout)
+        finally:  # the counts' profiles beside the results file asv wrote (also after a failed run)
+            profiles.file(self.results_dir, self.machine or _machine_arg(args))
+
+
+def _machine_arg(args: Sequence[str]) -> Optional[str]:
+    """The --machine an asv run's own arguments name (a shard's are the caller's), if any."""
+    for index, arg in enumerate(args):
+        if arg == "--machine" and index + 1 < len(args):
+            return args[index + 1]
+        if arg.startswith("--machine="):
+            return arg.split("=", 1)[1]
+    return None
 
 
 def load_avg() -> str:
@@ -173,7 +187,8 @@ class Workspace:
     def env(self, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
         env = dict(os.environ, HOME=str(self.home), **{config.DEVICE.name: self.device, config.PRESET.name: self.preset,
                                                        config.CLOCKS.name: "wall,cpu"})  # what --bench selects decides
-        env.pop(config.INJECT_SLOWDOWN.name, None)  # never inherited: only a sensitivity test sets it
+        for setting in (config.INJECT_SLOWDOWN, config.INJECT_OP):  # never inherited: only a test sets them
+            env.pop(setting.name, None)
         env.update(extra or {})
         return env
 

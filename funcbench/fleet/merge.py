@@ -14,7 +14,8 @@ fields or environment headers, and a parameter set two shards measured different
 Nothing recorded is lost: a results file the merge replaces is first kept as
 ``<name>.<UTC time>.bak``, unless it is exactly what an earlier merge of the same plan wrote.
 The environments' fingerprints funcbench recorded beside each shard's results
-(funcbench.results.environment) are carried into ``into``. Those writes are recorded in ``into/funcbench-merged.jsonl``, one JSON object per line
+(funcbench.results.environment) are carried into ``into``, and so are the counts' per-function
+profiles (funcbench.results.profiles), cell by cell. Those writes are recorded in ``into/funcbench-merged.jsonl``, one JSON object per line
 (file, sha256, plan, time; funcbench.fleet.merge_record): its name does not end in ``.json``, so asv (which reads every
 ``*.json`` under results/ as results) and funcbench.results.asv_results never read it, nor the ``.bak``
 files.
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Sequence, Tuple
 
 from funcbench.fleet import merge_record
-from funcbench.results import environment
+from funcbench.results import environment, profiles
 from funcbench.util.files import set_aside
 from funcbench.results.result_files import is_result_file
 from funcbench.catalogue.param_sets import ParamSet
@@ -130,6 +131,12 @@ def merge(into: Path, shard_dirs: Sequence[Path], on_duplicate: str = "refuse",
         for shard in shards:  # the environments' fingerprints funcbench recorded beside the shards' results
             for key, facts in environment.recorded(shard.dir, shard.manifest.machine).items():
                 environment.record(into, shard.manifest.machine, key, facts)
+        for (machine, commit, env_name) in merged:  # the counts' per-function profiles, cell by cell
+            found = [p for p in (profiles.for_result(shard.dir, machine, commit, env_name) for shard in shards) if p]
+            if found:
+                path = profiles.carry(into, machine, found)
+                outcome.written.append(path)
+                log(f"wrote {path} ({len(profiles.ProfileFile.read(path).cells)} counted parameter sets' profiles)")
     except OSError as error:
         raise MergeError(f"cannot write into {into}: {error}") from None
     for item in outcome.unfinished:
