@@ -1,9 +1,10 @@
 """``funcbench compare``: the speedup table between two sides, its summary and its gate."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import List, Optional
 
-from funcbench.results import asv_results, environment, side_environment, result_files
+from funcbench.results import asv_results, environment, explain, profiles, side_environment, result_files
 from funcbench.fleet import interleave
 from funcbench.catalogue.metrics import REPORTED, TIME_METRICS
 from funcbench.results.report import Report, ReportFormatError, changes, compare, over_limit, summary
@@ -31,18 +32,43 @@ def add_arguments(parser) -> None:
     parser.add_argument("--fail-above", type=float, metavar="R",
                         help="exit 1 if a row's after / before exceeds R (time: significant rows only; "
                              "instructions: the plain ratio), naming each such row on stderr")
+    add_explain_arguments(parser)
+
+
+def add_explain_arguments(parser) -> None:
+    parser.add_argument("--explain", nargs="?", const="", metavar="N|all|all:N",
+                        help="instructions: under the table, the N functions (default 5) whose self instructions "
+                             "moved most for each row beyond the gate (--fail-above R, else every change beyond "
+                             "the counts' noise), or for every row (all), from the per-function counts kept with "
+                             "each count")
+    parser.add_argument("--explain-raw", action="store_true",
+                        help="with --explain: list the interpreter's dict lookups one by one instead of as one "
+                             "noise line")
 
 
 def run(args) -> int:
-    return compare_sides(args.before, args.after, args.results_dir, args.metric, args.fail_above, args.output)
+    return compare_sides(args.before, args.after, args.results_dir, args.metric, args.fail_above, args.output,
+                         args.explain, args.explain_raw)
 
 
 def compare_sides(before_selection: str, after_selection: str, results_dir: str, metric: Optional[str],
-                  fail_above: Optional[float], output: Optional[str]) -> int:
+                  fail_above: Optional[float], output: Optional[str], explain_value: Optional[str] = None,
+                  explain_raw: bool = False) -> int:
     """The table of two sides (report files or asv selections), its summary on stderr, and the
-    gate: 1 where a row exceeds ``fail_above``. ``metric`` None: the before side's time."""
+    gate: 1 where a row exceeds ``fail_above``. ``metric`` None: the before side's time.
+    ``explain_value`` (not None: --explain given): the movers of the rows beyond the gate."""
     if fail_above is not None and fail_above <= 0:
         raise UsageError(f"--fail-above must be a positive ratio (after / before), got {fail_above}")
+    try:
+        every_row, top = explain.parse_explain(explain_value)
+    except ValueError:
+        raise UsageError(f"--explain takes N (functions per row), all or all:N, not {explain_value!r}") from None
+    if explain_value is not None and metric is None:
+        metric = "instructions"
+    if explain_value is not None and metric != "instructions":
+        raise UsageError("--explain explains instruction counts: add --metric instructions")
+    if explain_raw and explain_value is None:
+        raise UsageError("--explain-raw goes with --explain")
     before = load_side(before_selection, results_dir, metric)
     # No --metric: the before side's time (wall where it has wall-clock results, else CPU time).
     metric = metric or (before.metric if isinstance(before, asv_results.AsvSide) else "time")
@@ -63,10 +89,16 @@ def compare_sides(before_selection: str, after_selection: str, results_dir: str,
     for line in environment.describe(differences) if both_asv else []:
         stderr(f"funcbench compare ({metric}): {line}")
     text = compare(before_report, after_report, not_significant=not_significant)
+    rows = changes(before_report, after_report, not_significant, metric, with_statistics)
+    if explain_value is not None:
+        if not both_asv:
+            raise UsageError("--explain needs two asv sides (asv:...): a report file keeps no per-function counts")
+        chosen = rows if every_row else (over_limit(rows, fail_above, metric) if fail_above is not None
+                                         else [r for r in rows if r.significant])
+        text += explained(before, after, chosen, results_dir, top, explain_raw)
     print(text)
     if output:
         write(output, text)
-    rows = changes(before_report, after_report, not_significant, metric, with_statistics)
     others = [d for d in differences if not d.torch_build]
     for number, line in enumerate(summary(rows)):
         if number == 0 and others:
@@ -130,3 +162,27 @@ def _interleaved(before, after, results_dir: str) -> bool:
     a, b = before.source, after.source
     return a.machine == b.machine and interleave.is_interleaved(
         results_dir, a.machine, (a.commit, a.env_name), (b.commit, b.env_name))
+
+
+def explained(before, after, rows, results_dir: str, top: int, raw: bool) -> str:
+    """Under the table: for each of ``rows`` on both sides, its movers; then one line naming the
+    rows whose sides kept no per-function counts."""
+    sides = [profiles.for_result(Path(results_dir), s.source.machine, s.source.commit, s.source.env_name)
+             for s in (before, after)]
+    blocks, unexplained = [], []
+    for row in rows:
+        if row.ratio is None:
+            continue
+        cells = [side.report.measurements[row.key] for side in (before, after)]
+        found = [kept.cells.get(profiles.cell_key(m.cell, m.preset)) if kept else None for kept, m in zip(sides, cells)]
+        if not all(found) or any(p.total != round(m.mean) for p, m in zip(found, cells)):
+            unexplained.append(row.label)
+            continue
+        movers = explain.explain(*found, top=top, raw=raw)
+        blocks.append(explain.table(f"**{row.label}**: {movers.total.before:,} → {movers.total.after:,} instructions "
+                                    f"({(row.ratio - 1) * 100:+.2f} %)", movers))
+    if not rows:
+        blocks.append("No row to explain (none beyond the gate; `--explain all` explains every row).")
+    if unexplained:
+        blocks.append(explain.unexplained_line(unexplained))
+    return "\n" + "\n\n".join(blocks) + "\n"

@@ -72,6 +72,7 @@ def add_arguments(parser) -> None:
     compare.add_argument("--fail-above", type=float, metavar="R", help="exit 1 where a row's B / A exceeds R")
     compare.add_argument("--machine", help="whose results (default: this host's name)")
     compare.add_argument("--output", help="also write the table to this file")
+    compare_command.add_explain_arguments(compare)
     steps = verbs.add_parser("steps", help="every release-to-release step of every cell beyond the metric's noise")
     steps.add_argument("--metric", choices=("instructions", "cpu", "time"), default="instructions")
     steps.add_argument("--at", type=float, help="the smallest step shown, a ratio (default: the metric's noise: "
@@ -302,7 +303,8 @@ def _compare(args, layout: Layout) -> int:
     machine = release_runs.default_machine(args.machine)
     before, after = (_side(layout, records, spec, machine) for spec in (args.before, args.after))
     stderr(f"funcbench releases compare: {args.before} = {before}, {args.after} = {after} in {layout.results}")
-    return compare_command.compare_sides(before, after, str(layout.results), args.metric, args.fail_above, args.output)
+    return compare_command.compare_sides(before, after, str(layout.results), args.metric, args.fail_above, args.output,
+                                         args.explain, args.explain_raw)
 
 
 def _steps(args, layout: Layout) -> int:
