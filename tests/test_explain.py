@@ -256,3 +256,18 @@ def test_short_names_keep_the_kernels_name():
     assert explain.short_name(name) == ("void c10::function_ref<void >::callback_fn<at::native::cpu_cum_base_kernel<float, "
                                         "at::native::cumsum_cpu_kernel::λ::λ>::λ>")
     assert len(explain.short_name("x" * 1000)) == explain.WIDTH
+
+
+def test_the_asv_adapter_names_commit_and_environment_where_asv_does_not(tmp_path, monkeypatch):
+    # asv runs a benchmark in an existing environment without ASV_COMMIT and ASV_ENV_NAME
+    from funcbench.fleet import asv_driver
+    seen = []
+    monkeypatch.setenv(profiles.COMMIT_VARIABLE, "stale")  # never inherited
+    monkeypatch.setattr(asv_driver.Asv, "__call__", lambda self, *args, env=None, timeout=0: seen.append(self.environ(env)) or "")
+    asv = asv_driver.Asv(asv_driver.ROOT / "asv.conf.json", machine="box")
+    asv.run("-E", "existing:/opt/py/bin/python", "--set-commit-hash", "HEAD", bench=["x"])
+    asv.run("HEAD^!", bench=["x"])
+    head = asv_driver.git_hash("HEAD")
+    assert seen[0][profiles.COMMIT_VARIABLE] == head and seen[0][profiles.ENV_VARIABLE] == "existing-py_opt_py_bin_python"
+    assert profiles.COMMIT_VARIABLE not in seen[1] and profiles.ENV_VARIABLE not in seen[1]
+    assert seen[0][profiles.DIR_VARIABLE] == str(asv.results_dir / profiles.UNFILED)

@@ -85,7 +85,7 @@ def test_build_a_wheel_and_adopt_an_interpreter(history, monkeypatch, capsys):
 @pytest.mark.valgrind
 def test_run_each_release_at_its_commit_and_read_what_moved(history, monkeypatch, capsys):
     assert _main(history, monkeypatch, "run", "2.13.0+cpu", "--machine", MACHINE, "--bench", CPU, "--bench", COUNT) == 0
-    assert _main(history, monkeypatch, "run", history["other"], "--machine", MACHINE, "--bench", CPU) == 0
+    assert _main(history, monkeypatch, "run", history["other"], "--machine", MACHINE, "--bench", CPU, "--bench", COUNT) == 0
     capsys.readouterr()
     layout = Layout(history["dir"])
     records = release_envs.read_records(layout)
@@ -115,6 +115,19 @@ def test_run_each_release_at_its_commit_and_read_what_moved(history, monkeypatch
     assert _main(history, monkeypatch, "compare", "2.13.0+cpu", history["other"], "--metric", "cpu",
                  "--fail-above", "1.5", "--machine", MACHINE) == 2  # a time gate trusts only interleaved sides
     assert "interleaved" in capsys.readouterr().err
+    # asv gives an existing environment's benchmark process no commit: the profiles are kept all the same,
+    # beside each release's results, and explain the step between the two releases exactly
+    kept = sorted(p.name for p in (layout.results / MACHINE).glob("funcbench-profiles-*.json.gz"))
+    assert kept == sorted(f"funcbench-profiles-{r.commit[:8]}-{release_runs.env_name(layout)}.json.gz"
+                          for r in records.values()), kept
+    assert _main(history, monkeypatch, "compare", "2.13.0+cpu", history["other"], "--explain", "all:3",
+                 "--machine", MACHINE) == 0
+    out = capsys.readouterr().out
+    assert "cannot be explained" not in out and out.count("| total |") == 1, out
+    block = out[out.index("**ppl_simple_reg[small] vjp**"):]
+    heading, total = block.splitlines()[0], next(line for line in block.splitlines() if line.startswith("| total |"))
+    before, after = (int(n.replace(",", "")) for n in re.findall(r"([\d,]+) (?:→|instructions)", heading))
+    assert f"| {before:,} | {after:,} |" in total, (heading, total)
 
 
 def test_shards_over_releases_merge_into_one_tree(history, monkeypatch, capsys, tmp_path):

@@ -98,6 +98,8 @@ class Asv:
         env = dict(os.environ if self.env is None else self.env)
         if self.home is not None:
             env["HOME"] = str(self.home)
+        for name in (profiles.COMMIT_VARIABLE, profiles.ENV_VARIABLE):  # only run() knows what its results are
+            env.pop(name, None)
         env.update(extra or {})
         env[profiles.DIR_VARIABLE] = str(self.results_dir / profiles.UNFILED)  # what run() files after asv
         return env
@@ -135,19 +137,37 @@ class Asv:
             timeout: float = 6 * 3600) -> str:
         """``asv run ARGS --machine M --bench B ...``."""
         selection = [part for regex in bench for part in ("--bench", regex)]
+        env = dict(env or {})
+        # asv tells a benchmark process in an existing environment neither its commit nor its
+        # environment (no ASV_COMMIT, ASV_ENV_NAME): the profiles' file needs both
+        commit, environment_arg = self._commit(_arg(args, "--set-commit-hash")), _arg(args, "-E") or ""
+        if commit:
+            env[profiles.COMMIT_VARIABLE] = commit
+        if environment_arg.startswith("existing:"):
+            env[profiles.ENV_VARIABLE] = existing_env_name(environment_arg.split(":", 1)[1])
         try:
             return self("run", *args, *(["--machine", self.machine] if self.machine else []), *selection,
                         env=env, timeout=timeout)
         finally:  # the counts' profiles beside the results file asv wrote (also after a failed run)
-            profiles.file(self.results_dir, self.machine or _machine_arg(args))
+            profiles.file(self.results_dir, self.machine or _arg(args, "--machine"))
+
+    def _commit(self, name: Optional[str]) -> Optional[str]:
+        """The full hash of a commit name in asv's repository, as asv resolves --set-commit-hash; None
+        where there is none (asv then says why)."""
+        if not name:
+            return None
+        try:
+            return git("rev-parse", "--verify", "--quiet", f"{name}^{{commit}}", cwd=self.repo)
+        except (OSError, subprocess.CalledProcessError):
+            return None
 
 
-def _machine_arg(args: Sequence[str]) -> Optional[str]:
-    """The --machine an asv run's own arguments name (a shard's are the caller's), if any."""
+def _arg(args: Sequence[str], flag: str) -> Optional[str]:
+    """The value an asv command line gives ``flag`` (``--flag V`` or ``--flag=V``), if any."""
     for index, arg in enumerate(args):
-        if arg == "--machine" and index + 1 < len(args):
+        if arg == flag and index + 1 < len(args):
             return args[index + 1]
-        if arg.startswith("--machine="):
+        if arg.startswith(flag + "="):
             return arg.split("=", 1)[1]
     return None
 

@@ -7,7 +7,8 @@ results/ as results, never reads it). It holds, per counted parameter set ("mode
 the count asv stored (``total``) and each function's self instructions, which sum to it exactly.
 
 The counting runs in asv's benchmark process, which knows its commit and environment
-(ASV_COMMIT, ASV_ENV_NAME) but not asv's machine: it writes ``<results>/funcbench-profiles/
+(ASV_COMMIT, ASV_ENV_NAME; in an existing environment asv gives neither, and funcbench's asv
+adapter passes them as COMMIT_VARIABLE and ENV_VARIABLE) but not asv's machine: it writes ``<results>/funcbench-profiles/
 <commit[:8]>-<env_name>.json.gz`` (*unfiled*), and ``file`` moves that beside the results file
 asv wrote (funcbench's asv adapter does after every ``asv run``). A plain ``asv run`` leaves it
 unfiled, where ``for_result`` finds it too. A recount of a cell replaces that cell's profile,
@@ -33,6 +34,10 @@ UNFILED = "funcbench-profiles"  # the folder in results/ where asv's benchmark p
 # Where the benchmark process writes: set by funcbench's asv adapter to <results>/funcbench-profiles;
 # unset (a plain `asv run`), the results_dir of $ASV_CONF_DIR/asv.conf.json.
 DIR_VARIABLE = "FUNCBENCH_PROFILES_DIR"
+# The commit and environment the results go to where asv does not say: asv runs a benchmark in an
+# existing environment without ASV_COMMIT and ASV_ENV_NAME. funcbench's asv adapter sets them from
+# --set-commit-hash and -E existing:PYTHON; a plain `asv run -E existing:...` keeps no profiles.
+COMMIT_VARIABLE, ENV_VARIABLE = "FUNCBENCH_PROFILES_COMMIT", "FUNCBENCH_PROFILES_ENV"
 
 
 @dataclasses.dataclass
@@ -128,7 +133,9 @@ def keep(counts: dict, environ: Optional[Mapping[str, str]] = None) -> Optional[
     with what an earlier count of the same commit and environment wrote; the path, or None
     outside asv or without profiles."""
     environ = os.environ if environ is None else environ
-    folder, commit, env_name = unfiled_dir(environ), environ.get("ASV_COMMIT"), environ.get("ASV_ENV_NAME")
+    folder = unfiled_dir(environ)
+    commit = environ.get(COMMIT_VARIABLE) or environ.get("ASV_COMMIT")
+    env_name = environ.get(ENV_VARIABLE) or environ.get("ASV_ENV_NAME")
     if not (folder and commit and env_name and counts.get("profiles")):
         return None
     new = from_counts(commit, env_name, counts["cells"], counts["preset"], counts["profiles"])
