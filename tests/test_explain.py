@@ -8,11 +8,13 @@ import datetime
 import gzip
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 from funcbench import commands
+from funcbench.measurement.instructions import parent
 from funcbench.measurement.instructions.parent import median_profile
 from funcbench.measurement.instructions.protocol import Function, dump_functions, dump_total
 from funcbench.results import explain, profiles
@@ -256,6 +258,34 @@ def test_short_names_keep_the_kernels_name():
     assert explain.short_name(name) == ("void c10::function_ref<void >::callback_fn<at::native::cpu_cum_base_kernel<float, "
                                         "at::native::cumsum_cpu_kernel::λ::λ>::λ>")
     assert len(explain.short_name("x" * 1000)) == explain.WIDTH
+    # LLVM's spelling of the same lambdas, and a symbol no demangler could read: its identifiers
+    assert explain.short_name("void at::native::_dim_apply<at::native::(anonymous namespace)::sort_kernel(long)::"
+                              "'lambda'(auto*, long)>(long)::'lambda8'()::operator()() const") == (
+        "void at::native::_dim_apply<at::native::sort_kernel::λ>::λ")
+    assert explain.short_name(SORT_MANGLED) == (
+        "mangled: c10::function_ref::callback_fn::at::TensorIteratorBase::loop_2d_from_1d::native::_GLOBAL__N_1::"
+        "_dim_apply::sort_kernel::TensorBase::__cxx11::basic_string::char_traits")
+
+
+# A symbol of torch 2.14.1's sort kernel that GNU c++filt 2.40 leaves as it is (LLVM's demangles it).
+SORT_MANGLED = ("_ZN3c1012function_refIFvPPcPKlllEE11callback_fnIZN2at18TensorIteratorBase15loop_2d_from_1dIZZZNS8_"
+                "6native12_GLOBAL__N_110_dim_applyIZNSC_11sort_kernelERKNS8_10TensorBaseESG_SG_lbbEUlPT_lPT0_llE_EEvSG_"
+                "SG_lRKNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEERKSH_ENKUlvE_clEvENKUlvE8_clEvEUlS2_S4_lE_EE"
+                "DaSV_EUlS2_S4_llE_EEvlS2_S4_ll")
+
+
+def test_demangling_keeps_every_count_whatever_the_demanglers_can_read(monkeypatch):
+    lib = "/env/lib/libtorch_cpu.so"
+    profile = {Function("_ZN3c104HalfC2Ef", "???", lib): 7, Function("c10::Half::Half(float)", "???", lib): 1,
+               Function(SORT_MANGLED, "???", lib): 5, Function("_Znot_a_symbol", "???", lib): 3}
+    parent.demangle([profile])
+    assert sum(profile.values()) == 16  # a name left as it was once counted twice
+    assert profile[Function("c10::Half::Half(float)", "???", lib)] == 8  # two symbols, one name: added
+    assert profile[Function("_Znot_a_symbol", "???", lib)] == 3
+    monkeypatch.setattr(parent, "DEMANGLERS", ("no-such-demangler",))
+    untouched = {Function(SORT_MANGLED, "???", lib): 5}
+    parent.demangle([untouched])
+    assert untouched == {Function(SORT_MANGLED, "???", lib): 5}
 
 
 def test_the_asv_adapter_names_commit_and_environment_where_asv_does_not(tmp_path, monkeypatch):

@@ -83,6 +83,8 @@ def short_name(name: str, width: int = WIDTH) -> str:
     """A C++ symbol without its parameter lists, anonymous namespaces and lambda signatures
     (``{lambda(...)#1}`` becomes ``λ``), so that the kernel's own name shows; at most ``width``
     characters (head … tail)."""
+    if name.startswith("_Z"):  # no demangler could: its identifiers, so that the kernel's name shows
+        name = "mangled: " + "::".join(_identifiers(name))
     out, depth = [], 0
     for char in name.replace("(anonymous namespace)::", ""):
         if char == "(":
@@ -98,12 +100,29 @@ def short_name(name: str, width: int = WIDTH) -> str:
         if depth == 0:
             out.append(char)
     text = "".join(out)
-    text = re.sub(r"\{lambda\(\)#\d+\}", "λ", text)
+    text = re.sub(r"\{lambda\(\)#\d+\}|'lambda\d*'\(\)", "λ", text)  # GCC's and LLVM's spelling
     text = text.replace("::operator()()", "").replace("() const", "").replace(" const", "").replace("()", "")
     text = re.sub(r"\s+", " ", text).strip()
     if len(text) > width:
         text = text[:width // 2 - 1] + "…" + text[-(width // 2):]
     return text
+
+
+def _identifiers(mangled: str) -> List[str]:
+    """The <length><identifier> runs of an Itanium-mangled symbol, in order."""
+    found, index = [], 0
+    while index < len(mangled):
+        digits = re.match(r"\d+", mangled[index:])
+        if digits is None:
+            index += 1
+            continue
+        before = mangled[index - 1:index]  # S8_, T0_, E8_: a substitution or a lambda's number, not a length
+        length, index = int(digits.group()), index + len(digits.group())
+        word = mangled[index:index + length]
+        if length and re.fullmatch(r"[A-Za-z_]\w*", word) and not (before in ("S", "T", "E") and word[0] == "_"):
+            found.append(word)
+            index += length
+    return found
 
 
 def _cell(text: str) -> str:

@@ -222,21 +222,38 @@ def median_profile(dump, numbers: Sequence[int], totals: Sequence[int], baseline
     return {function: n for function, n in call.items() if n}
 
 
+# Demanglers, in order: GNU c++filt gives up on some of ATen's nested-lambda kernels (the
+# TensorIterator loops of sort, for one), which LLVM's demangles.
+DEMANGLERS = ("c++filt", "llvm-cxxfilt")
+
+
 def demangle(profiles: Sequence[Dict[Function, int]]) -> None:
     """Demangle, in place, the C++ symbols valgrind left mangled (its demangler gives up on very
-    long names: ATen's nested kernel lambdas), with one c++filt for all; without c++filt they stay."""
+    long names: ATen's nested kernel lambdas), each demangler of DEMANGLERS run once over what
+    the ones before it left; a name none can demangle stays mangled. Counts are kept: two symbols
+    that demangle to one name add up."""
     mangled = sorted({f.name for profile in profiles for f in profile if f.name.startswith("_Z")})
-    tool = shutil.which("c++filt")
-    if not mangled or tool is None:
-        return
-    try:
-        out = subprocess.run([tool], input="\n".join(mangled) + "\n", capture_output=True, text=True, timeout=120)
-    except (OSError, subprocess.TimeoutExpired):
-        return
-    names = dict(zip(mangled, out.stdout.splitlines())) if out.returncode == 0 else {}
-    if len(names) != len(mangled):
-        return
+    names: Dict[str, str] = {}
+    for tool in DEMANGLERS:
+        left = [name for name in mangled if name not in names]
+        if left:
+            names.update({m: d for m, d in _demangled(tool, left).items() if d and d != m})
     for profile in profiles:
         for function in [f for f in profile if f.name in names]:
+            count = profile.pop(function)
             renamed = function._replace(name=names[function.name])
-            profile[renamed] = profile.get(renamed, 0) + profile.pop(function)
+            profile[renamed] = profile.get(renamed, 0) + count
+
+
+def _demangled(tool: str, mangled: Sequence[str]) -> Dict[str, str]:
+    """{mangled: what ``tool`` prints for it}, one name per line in and out; {} where the tool is
+    missing, fails, or does not answer line for line."""
+    path = shutil.which(tool)
+    if path is None:
+        return {}
+    try:
+        out = subprocess.run([path], input="\n".join(mangled) + "\n", capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    lines = out.stdout.splitlines()
+    return dict(zip(mangled, lines)) if out.returncode == 0 and len(lines) == len(mangled) else {}
