@@ -238,6 +238,31 @@ def test_profiles_are_filed_beside_the_results_file_cell_by_cell_and_nothing_is_
     assert not [p for p in results.rglob("*.json") if p.name.startswith(profiles.PREFIX)]
 
 
+def test_a_plain_asv_run_in_an_existing_environment_keeps_a_pending_profile_taken_where_its_counts_match(
+        tmp_path, monkeypatch, capsys):
+    # asv gives such a benchmark process no ASV_ variable at all: with FUNCBENCH_PROFILES_DIR set, the
+    # profile is kept without a commit, named by the interpreter as asv names the environment
+    results = tmp_path / "results"
+    env_name = "existing-py" + sys.executable.replace(os.sep, "_")
+    for commit, functions in (("a" * 40, BEFORE), ("b" * 40, AFTER)):
+        fake_results(results, "box", commit, {c: sum(f.values()) for c, f in functions.items()}, env_name)
+    counts = {"cells": {VJP: 1000, FUNC: 2000}, "preset": "small",
+              "profiles": {c: {tuple(k): v for k, v in f.items()} for c, f in BEFORE.items()}}
+    path = profiles.keep(counts, {profiles.DIR_VARIABLE: str(results / profiles.UNFILED)})
+    assert path.name == f"{profiles.PENDING}-{env_name}{profiles.SUFFIX}"
+    assert profiles.keep(counts, {}) is None  # nowhere to keep it: none, and compare says so
+    counts["profiles"] = {c: {tuple(k): v for k, v in f.items()} for c, f in AFTER.items()}
+    counts["cells"] = {VJP: 1540, FUNC: 2000}
+    profiles.keep(counts, {profiles.DIR_VARIABLE: str(results / profiles.UNFILED)})  # the next count
+    assert profiles.file(results) == []  # no results file of its name: stays where compare finds it
+    assert commands.main(["compare", "--metric", "instructions", "--results-dir", str(results),
+                          "--before", "asv:aaaaaaaa@box", "--after", "asv:bbbbbbbb@box", "--explain", "all"]) == 0
+    out = capsys.readouterr().out
+    # the pending profile is the after side's count (1,540): the before row's 1,000 no longer matches it
+    assert "1 row(s) cannot be explained" in out and "ppl_simple_reg[small] vjp" in out.strip().splitlines()[-1]
+    assert "**ppl_simple_reg[small] functorch vjp**: 2,000 → 2,000" in out
+
+
 def test_a_profile_file_is_compact_gzipped_json_with_one_name_table(tmp_path):
     kept = profiles.ProfileFile("d" * 40, "env", {
         "x small": profiles.CellProfile(1000, dict(BEFORE[VJP])), "y small": profiles.CellProfile(1000, dict(BEFORE[VJP]))})
@@ -248,6 +273,18 @@ def test_a_profile_file_is_compact_gzipped_json_with_one_name_table(tmp_path):
     assert data["format"] == profiles.FORMAT and len(data["names"]) == 3  # shared by both cells
     assert profiles.ProfileFile.read(path) == kept
     assert kept.write(tmp_path / "again.json.gz") == size and (tmp_path / "again.json.gz").read_bytes() == path.read_bytes()
+    assert path.stat().st_mode & 0o777 == 0o666 & ~_umask()  # a new file's mode, as asv's results files
+    assert not list(tmp_path.glob(".*.tmp"))
+    data["cells"]["x small"]["ids"][-1] += 5  # an index beyond the name table: refused, not wrapped round
+    path.write_bytes(gzip.compress(json.dumps(data).encode()))
+    with pytest.raises(ValueError, match="not a readable profile file"):
+        profiles.ProfileFile.read(path)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def test_short_names_keep_the_kernels_name():

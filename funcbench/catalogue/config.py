@@ -86,7 +86,15 @@ CLOCKS = Setting("FUNCBENCH_CLOCKS", "", "wall, cpu or wall,cpu", r"wall|cpu|wal
 # Where `funcbench releases` keeps its environments, history, results and dashboard (docs/releases.md).
 RELEASES_DIR = Setting("FUNCBENCH_RELEASES_DIR", "", "a folder", r".*",
                        "the releases folder of `funcbench releases` (unset: .releases in the checkout; --dir wins)")
-SETTINGS = (PRESET, DEVICE, CLOCKS, INSTRUCTIONS, RUN_SLOW_TASKS, INJECT_SLOWDOWN, INJECT_OP, RELEASES_DIR)
+# Where asv's benchmark process keeps each counted cell's per-function instructions before funcbench files
+# them beside asv's results (funcbench/results/profiles.py). funcbench's asv adapter sets it; set it yourself
+# only for a plain `asv run -E existing:...`, which otherwise keeps none (docs/instruction-counts.md).
+PROFILES_DIR = Setting("FUNCBENCH_PROFILES_DIR", "", "a folder", r".*",
+                       "where counting keeps per-function instructions for `compare --explain` (unset: "
+                       "<results_dir>/funcbench-profiles, found from asv's ASV_CONF_DIR; set it for a plain "
+                       "`asv run -E existing:...`)")
+SETTINGS = (PRESET, DEVICE, CLOCKS, INSTRUCTIONS, RUN_SLOW_TASKS, INJECT_SLOWDOWN, INJECT_OP, RELEASES_DIR,
+            PROFILES_DIR)
 # Each device kind's clocks when FUNCBENCH_CLOCKS is unset: one clock each, since the main job has room for
 # one timing of every cell on 2 cores (docs/cpu-time.md).
 DEFAULT_CLOCKS = {"cpu": ("cpu",), "cuda": ("wall",)}

@@ -175,7 +175,7 @@ def explained(before, after, rows, results_dir: str, top: int, raw: bool) -> str
             continue
         cells = [side.report.measurements[row.key] for side in (before, after)]
         found = [kept.cells.get(profiles.cell_key(m.cell, m.preset)) if kept else None for kept, m in zip(sides, cells)]
-        if not all(found) or any(p.total != round(m.mean) for p, m in zip(found, cells)):
+        if not all(found) or any(not p.exact or p.total != round(m.mean) for p, m in zip(found, cells)):
             unexplained.append(row.label)
             continue
         movers = explain.explain(*found, top=top, raw=raw)

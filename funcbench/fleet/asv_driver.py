@@ -27,6 +27,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from funcbench.catalogue import config
 from funcbench.results import environment, profiles
+from funcbench.results.result_files import existing_env_name  # noqa: F401 (fleet's modules take it from here)
 from funcbench.catalogue.registry import Cell
 
 ROOT = config.ROOT
@@ -56,11 +57,6 @@ def private_conf(path: Path, base: Path = ROOT / "asv.conf.json", **overrides) -
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(conf, indent=2))
     return path
-
-
-def existing_env_name(python: str) -> str:
-    """asv's name of the existing environment of ``python`` (its path, separators as '_')."""
-    return "existing-py" + python.replace(os.sep, "_")
 
 
 def bench_regex(cell: Cell, method: str = "time_op") -> str:

@@ -158,4 +158,5 @@ def parse_explain(value: Optional[str]) -> Tuple[bool, int]:
 
 def unexplained_line(labels: Sequence[str]) -> str:
     return (f"{len(labels)} row(s) cannot be explained (no per-function counts kept with the count: counted "
-            f"before funcbench kept them, or by another tool): {', '.join(labels)}")
+            f"before funcbench kept them, by another tool, or by a plain asv run in an existing environment without "
+            f"FUNCBENCH_PROFILES_DIR): {', '.join(labels)}")

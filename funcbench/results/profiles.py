@@ -18,32 +18,42 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import itertools
 import json
 import os
-import tempfile
+import sys
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple
 
 from funcbench.catalogue import config
 from funcbench.measurement.instructions.protocol import Function
-from funcbench.util.files import set_aside
+from funcbench.results.result_files import existing_env_name
+from funcbench.util.files import set_aside, write_atomically
 
 FORMAT = 1
 PREFIX, SUFFIX = "funcbench-profiles-", ".json.gz"
 UNFILED = "funcbench-profiles"  # the folder in results/ where asv's benchmark process writes
 # Where the benchmark process writes: set by funcbench's asv adapter to <results>/funcbench-profiles;
 # unset (a plain `asv run`), the results_dir of $ASV_CONF_DIR/asv.conf.json.
-DIR_VARIABLE = "FUNCBENCH_PROFILES_DIR"
+DIR_VARIABLE = config.PROFILES_DIR.name
 # The commit and environment the results go to where asv does not say: asv runs a benchmark in an
-# existing environment without ASV_COMMIT and ASV_ENV_NAME. funcbench's asv adapter sets them from
-# --set-commit-hash and -E existing:PYTHON; a plain `asv run -E existing:...` keeps no profiles.
+# existing environment without any ASV_ variable. funcbench's asv adapter sets them from
+# --set-commit-hash and -E existing:PYTHON. A plain `asv run -E existing:...` with DIR_VARIABLE set
+# keeps a *pending* profile (no commit) that for_result takes for a results file whose counts it
+# matches to the instruction; without DIR_VARIABLE it keeps none (it cannot know where results are).
 COMMIT_VARIABLE, ENV_VARIABLE = "FUNCBENCH_PROFILES_COMMIT", "FUNCBENCH_PROFILES_ENV"
+PENDING = "pending"  # the name's commit part of a profile kept without a commit
 
 
 @dataclasses.dataclass
 class CellProfile:
     total: int  # the count asv stored for the parameter set (the median counted call)
     functions: Dict[Function, int]  # self instructions per function; they sum to total
+
+    @property
+    def exact(self) -> bool:
+        """Whether the functions sum to the count (a file another tool wrote might not)."""
+        return sum(self.functions.values()) == self.total
 
 
 @dataclasses.dataclass
@@ -54,15 +64,19 @@ class ProfileFile:
 
     @property
     def name(self) -> str:
-        return f"{self.commit[:8]}-{self.env_name}{SUFFIX}"
+        return f"{self.commit[:8] or PENDING}-{self.env_name}{SUFFIX}"
 
     def to_json(self) -> dict:
-        names: Dict[Function, int] = {}
+        """One name table for the file; per cell its functions' indices in that table, ascending, as
+        differences from the previous (``ids``), and their counts (``counts``) in the same order:
+        half the gzipped bytes of [index, count] pairs."""
+        names = {f: i for i, f in enumerate(sorted({f for p in self.cells.values() for f in p.functions}))}
         cells = {}
         for key, profile in sorted(self.cells.items()):
-            rows = sorted(profile.functions.items(), key=lambda item: (-abs(item[1]), item[0]))
-            cells[key] = {"total": profile.total,
-                          "functions": [[names.setdefault(f, len(names)), n] for f, n in rows]}
+            rows = sorted((names[f], n) for f, n in profile.functions.items())
+            ids = [i for i, _ in rows]
+            cells[key] = {"total": profile.total, "ids": [b - a for a, b in zip([0, *ids], ids)],
+                          "counts": [n for _, n in rows]}
         return {"format": FORMAT, "commit": self.commit, "env_name": self.env_name,
                 "names": [list(f) for f in names], "cells": cells}
 
@@ -71,18 +85,18 @@ class ProfileFile:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ValueError(f"{source}: not a funcbench profile file of format {FORMAT}")
         names = [Function(*entry) for entry in data["names"]]
-        cells = {key: CellProfile(int(entry["total"]), {names[i]: int(n) for i, n in entry["functions"]})
-                 for key, entry in data["cells"].items()}
+        cells = {}
+        for key, entry in data["cells"].items():
+            ids = list(itertools.accumulate(entry["ids"]))
+            if len(ids) != len(entry["counts"]) or ids != sorted(set(ids)) or (ids and not 0 <= ids[0] <= ids[-1] < len(names)):
+                raise ValueError(f"{source}: {key}: its function indices do not fit its counts or the name table")
+            cells[key] = CellProfile(int(entry["total"]), {names[i]: int(n) for i, n in zip(ids, entry["counts"])})
         return cls(str(data["commit"]), str(data["env_name"]), cells)
 
     def write(self, path: Path) -> int:
         """Write atomically (a reader never sees half a file); the bytes written."""
         data = gzip.compress(json.dumps(self.to_json(), separators=(",", ":")).encode(), mtime=0)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".profile-", suffix=".tmp")
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.replace(temporary, path)
+        write_atomically(path, data)
         return len(data)
 
     @classmethod
@@ -134,9 +148,10 @@ def keep(counts: dict, environ: Optional[Mapping[str, str]] = None) -> Optional[
     outside asv or without profiles."""
     environ = os.environ if environ is None else environ
     folder = unfiled_dir(environ)
-    commit = environ.get(COMMIT_VARIABLE) or environ.get("ASV_COMMIT")
-    env_name = environ.get(ENV_VARIABLE) or environ.get("ASV_ENV_NAME")
-    if not (folder and commit and env_name and counts.get("profiles")):
+    commit = environ.get(COMMIT_VARIABLE) or environ.get("ASV_COMMIT") or ""  # "": pending
+    # asv names an existing environment by the interpreter it runs, sys.executable here
+    env_name = environ.get(ENV_VARIABLE) or environ.get("ASV_ENV_NAME") or existing_env_name(sys.executable)
+    if not (folder and counts.get("profiles")):
         return None
     new = from_counts(commit, env_name, counts["cells"], counts["preset"], counts["profiles"])
     path = folder / new.name
@@ -194,13 +209,16 @@ def file(results_dir: Path, machine: Optional[str] = None) -> List[Path]:
 
 
 def for_result(results_dir: Path, machine: str, commit: str, env_name: str) -> Optional[ProfileFile]:
-    """The profiles of one asv results file: filed beside it, else unfiled; None where there are
-    none (counted before profiles were kept, or by another tool)."""
+    """The profiles of one asv results file: filed beside it, else unfiled, else the environment's
+    pending one (kept without a commit; a reader uses a cell's profile only where its total is the
+    result's count); None where there are none (counted before profiles were kept, or by another
+    tool, or by a plain asv run in an existing environment without DIR_VARIABLE)."""
     for path in (filed_path(results_dir, machine, commit, env_name),
-                 Path(results_dir) / UNFILED / f"{commit[:8]}-{env_name}{SUFFIX}"):
+                 Path(results_dir) / UNFILED / f"{commit[:8]}-{env_name}{SUFFIX}",
+                 Path(results_dir) / UNFILED / f"{PENDING}-{env_name}{SUFFIX}"):
         found = _read_or_none(path)
-        if found is not None and found.commit == commit:
-            return found
+        if found is not None and found.commit in (commit, ""):
+            return dataclasses.replace(found, commit=commit)
     return None
 
 

@@ -25,6 +25,11 @@ class SelectionError(Exception):
     """A selection or results directory that cannot give a table: one line for the user."""
 
 
+def existing_env_name(python: str) -> str:
+    """asv's name of the existing environment of ``python`` (its path, separators as '_')."""
+    return "existing-py" + python.replace(os.sep, "_")
+
+
 def is_result_file(name: str) -> bool:
     """Whether a file name in a machine's folder is an asv results file (asv reads every other
     ``*.json`` there as one too, so funcbench's own records are told apart by their prefix)."""

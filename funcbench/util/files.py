@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import datetime
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 
@@ -29,3 +31,21 @@ def keep_copy(path: Path) -> Path:
     bak = _bak_name(Path(path))
     shutil.copy2(path, bak)
     return bak
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` at ``path`` through a temporary file and one rename: a reader sees the old file
+    or the new one, never half of one. Its mode is a new file's (mkstemp's would be 0600)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(handle, 0o666 & ~umask)
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
