@@ -67,8 +67,25 @@ def test_gpu_part_says_no_cuda_on_cpu(capsys, tmp_path):
 
 
 def test_bad_arguments_get_one_line(capsys):
-    for argv in (["--part", "speed"], ["--cells", "alexnet:vjp:func"]):
+    for argv in (["--part", "speed"], ["--cells", "alexnet:vjp:func"], ["--part", "explain", "--explain-cells",
+                 "ppl_simple_reg:vjp:func"], ["--part", "explain", "--reps", "0"]):
         with pytest.raises(SystemExit) as exit:
             cli.main(argv)
         assert exit.value.code == 2
         assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_the_explain_part_is_written_with_its_ranks_and_sums():
+    from funcbench.audit.markdown import markdown
+    cost = dict(cells=44, functions=76320, bytes=189681, counting_s=103.0, totals_only_s=0.59, with_profiles_s=1.65,
+                write_s=0.14, added_share=0.012, sums_exact=True)
+    rows = [dict(rep=1, op="cumsum", kernel="cumsum_cpu_kernel", cell="ppl_simple_reg:vjp:autograd", rank=1, in_top=True,
+                 share=0.6, delta=90000, sums_exact=True),
+            dict(rep=1, op="sort", kernel="sort_kernel", cell="multiheadattn:vjp:func", rank=None, in_top=False,
+                 share=None, delta=None, sums_exact=False, error="valgrind died")]
+    text = markdown(dict(commit="c" * 40, device="cpu", preset="small", started="now", load_start="0",
+                         explain=dict(command="python -m funcbench.audit --part explain", load="0 -> 0", cost=cost,
+                                      rows=rows)))
+    assert "76,320 (function, count) pairs in 189,681 bytes" in text and "1.2% added" in text
+    assert "| 1 | cumsum | ppl_simple_reg:vjp:autograd | 1 | 60.0% | +90,000 | yes |" in text
+    assert "failed: valgrind died" in text and "top 3 movers: 1/2" in text

@@ -1,6 +1,6 @@
 """Measure the harness: how faithful, noisy, sensitive and costly the asv suite is.
 
-    python -m funcbench.audit [--part fidelity,noise,sensitivity,cost,gpu | all] [--bench REGEX ...]
+    python -m funcbench.audit [--part fidelity,noise,sensitivity,cost,explain,gpu | all] [--bench REGEX ...]
 
 Everything runs asv itself on this working tree without building an environment
 (funcbench.fleet.asv_driver.Workspace: ``asv run -E existing:<this python> --set-commit-hash <hash>
@@ -21,5 +21,7 @@ same ops with torch.utils.benchmark in this process, ``stats`` turns both into f
   each injected run is compared with a base run; the smallest factor flagged in every repetition.
 - cost: wall time of one commit's suite (the noise runs), the share of it outside the timed
   samples, and the wall time of ``asv run --quick``.
+- explain: what keeping per-function counts costs a counting, and the rank of an injected ATen
+  op's kernel among the movers that explain its count (funcbench.audit.profiles).
 - gpu: CUDA events vs synchronised wall time per cell; says "no CUDA device here" on CPU.
 """

@@ -15,11 +15,11 @@ from funcbench.results import asv_results, result_rows
 from funcbench.catalogue import config, registry
 from funcbench.fleet.asv_driver import Workspace, git_hash, load_avg
 from funcbench.measurement.process import steady_allocator
-from funcbench.audit import reference, runs, stats
+from funcbench.audit import profiles as explain_audit, reference, runs, stats
 from funcbench.audit.load import neighbours
 from funcbench.audit.markdown import markdown
 
-PARTS = ("fidelity", "clocks", "noise", "sensitivity", "cost", "interleave", "gpu")
+PARTS = ("fidelity", "clocks", "noise", "sensitivity", "cost", "interleave", "explain", "gpu")
 MACHINE = "funcbench-audit"
 DEFAULT_FACTORS = (1.0, 1.05, 1.1, 1.25, 1.5)  # 1.0: the control
 # One cell of the light tier and one of the medium tier.
@@ -67,6 +67,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--python-b", default=str(here / "python3"),
                         help="interleave: the other side's (default: the same build, as .../python3)")
     parser.add_argument("--rounds", type=int, default=6, help="interleave: one-round runs per side (default 6)")
+    parser.add_argument("--explain-cells", default=",".join(explain_audit.DEFAULT_CELLS),
+                        help="explain: two or more cells, model:task:api, each counted with every injected op")
     args = parser.parse_args(argv)
     args.parts = PARTS if args.part == "all" else tuple(p for p in PARTS if p in args.part.split(","))
     unknown = set(args.part.split(",")) - set(PARTS) - {"all"}
@@ -77,8 +79,13 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     try:
         args.cell_list = [registry.Cell.parse(c) for c in args.cells.split(",") if c]
         args.factor_list = [float(f) for f in args.factors.split(",")]
+        args.explain_cell_list = [registry.Cell.parse(c) for c in args.explain_cells.split(",") if c]
     except (registry.UnknownName, ValueError) as error:
         parser.error(str(error))
+    if "explain" in args.parts and len(set(args.explain_cell_list)) < 2:
+        parser.error("--explain-cells: two or more cells (each is counted clean beside another's injection)")
+    if args.reps < 1:
+        parser.error(f"--reps must be 1 or more, got {args.reps}")
     return args
 
 
@@ -199,6 +206,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             rounds=args.rounds, metric=args.metric,
             **runs.same_build_twice(ws, args.python_a, args.python_b, bench, args.rounds, log=log, env=run_env,
                                     metric=args.metric, loaded=loaded))
+        save()
+    if "explain" in parts:
+        load0 = load_avg()
+        cost = explain_audit.keeping_cost(args.preset, log=log)
+        rows = explain_audit.injected_movers(args.explain_cell_list, args.preset, args.reps, log=log)
+        report["explain"] = dict(command=f"python -m funcbench.audit --part explain --explain-cells {args.explain_cells} "
+                                         f"--reps {args.reps}", load=f"{load0} -> {load_avg()}", cost=cost, rows=rows)
         save()
     if "gpu" in parts:
         result = reference.gpu_rows(args.device, args.preset, registry.cells())

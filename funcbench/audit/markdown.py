@@ -148,6 +148,26 @@ def markdown(report: dict) -> str:
                     f"{t}: {v['asv_duration_s']:.0f} s in asv, {v['timed_s']:.1f} s timed"
                     for t, v in sorted(r["per_tier"].items()))]
         lines.append("")
+    if "explain" in report:
+        e, c = report["explain"], report["explain"]["cost"]
+        lines += [f"### Explaining counts: what keeping profiles costs, and an injected op's kernel among the movers",
+                  "", f"`{e['command']}` (load {e['load']})", "",
+                  f"Light tier, {c['cells']} cells: {c['functions']:,} (function, count) pairs in {c['bytes']:,} bytes; "
+                  f"counting {c['counting_s']:.1f} s; reading the dumps' totals {c['totals_only_s']:.2f} s, with the "
+                  f"per-function counts and demangling {c['with_profiles_s']:.2f} s, writing the file "
+                  f"{c['write_s']:.2f} s: {c['added_share']:.1%} added to the counting; every cell's functions sum "
+                  f"to its count: {'yes' if c['sums_exact'] else 'NO'}.", "",
+                  "| repetition | op | cell | kernel's rank among the movers | its share of the Δ | Δ (instructions) "
+                  "| lines sum to the totals |", "|---:|---|---|---:|---:|---:|---|"]
+        for r in e["rows"]:
+            if r.get("error"):
+                lines.append(f"| {r['rep']} | {r['op']} | {r['cell']} | failed: {r['error']} | | | |")
+                continue
+            share = "n/a" if r["share"] is None else f"{r['share']:.1%}"
+            lines.append(f"| {r['rep']} | {r['op']} | {r['cell']} | {r['rank'] or 'absent'} | {share} | "
+                         f"{r['delta']:+,} | {'yes' if r['sums_exact'] else 'NO'} |")
+        top3 = sum(1 for r in e["rows"] if r["in_top"])
+        lines += ["", f"The injected op's kernel among the top 3 movers: {top3}/{len(e['rows'])}.", ""]
     if "gpu" in report:
         g = report["gpu"]
         lines += ["### GPU: CUDA events vs synchronised wall time", ""]
