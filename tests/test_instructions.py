@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -219,3 +220,35 @@ def test_the_counting_process_environment_is_the_same_whoever_starts_it(monkeypa
     # kernels without fused multiply-add, which valgrind runs ~300x slower than a multiply and an add
     assert (pinned["ATEN_CPU_CAPABILITY"], pinned["MKL_ENABLE_INSTRUCTIONS"], pinned["ONEDNN_MAX_CPU_ISA"]) == \
         ("default", "SSE4_2", "AVX")
+
+
+def test_byte_code_names_the_path_the_worker_imports_funcbench_by(tmp_path):
+    # Python renames the code objects of a .pyc that names another path as it imports it, which moved
+    # counts: whichever path wrote the .pyc last (the checkout, or a link to it), it is rewritten once
+    import importlib.util
+    import marshal
+
+    from funcbench.measurement.instructions import parent
+
+    real = tmp_path / "checkout" / "pkg"
+    (real / "sub").mkdir(parents=True)
+    (real / "a.py").write_text("X = 1\n")
+    (real / "sub" / "b.py").write_text("def f():\n    return 2\n")
+    (real / "sub" / "broken.py").write_text("def (:\n")  # left to the import, as Python would
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "checkout", target_is_directory=True)
+
+    def named(package):
+        return {p.relative_to(package).as_posix(): marshal.loads(
+            Path(importlib.util.cache_from_source(str(p))).read_bytes()[16:]).co_filename
+            for p in package.rglob("*.py") if p.name != "broken.py"}
+
+    assert parent.byte_code_for_workers(real) == 2  # missing: compiled, naming the checkout
+    assert set(named(real).values()) == {str(real / "a.py"), str(real / "sub" / "b.py")}
+    assert parent.byte_code_for_workers(real) == 0  # current: nothing written
+    via_link = link / "pkg"
+    assert parent.byte_code_for_workers(via_link) == 2  # current by mtime, but naming the other path
+    assert named(via_link) == {"a.py": str(via_link / "a.py"), "sub/b.py": str(via_link / "sub" / "b.py")}
+    assert parent.byte_code_for_workers(via_link) == 0
+    (real / "a.py").write_text("X = 22\n")  # an edit: stale, compiled anew
+    assert parent.byte_code_for_workers(via_link) == 1

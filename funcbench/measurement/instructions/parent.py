@@ -10,9 +10,11 @@ depend on which cells share its worker, so any grouping (a tier, a shard, one ce
 """
 from __future__ import annotations
 
-import compileall
 import dataclasses
+import importlib.util
+import marshal
 import os
+import py_compile
 import shutil
 import statistics
 import subprocess
@@ -127,6 +129,48 @@ def child_environment() -> Dict[str, str]:
     return env
 
 
+def byte_code_for_workers(package: Optional[Path] = None) -> int:
+    """funcbench's byte code, as the workers will import it: compiled now, not in the worker (a
+    stale .pyc, the first counting after an edit, made the worker compile funcbench's modules,
+    which shaped its heap and moved counts 0.2-0.6 %), and naming the path the worker imports
+    each module by (this process's, unresolved: the same sys.path). Python renames every code
+    object of a .pyc that names another path (a link such as a release run's checkout link, or
+    the checkout's own path when the .pyc was written through the link) as it imports it: that
+    moved a count by 0.1-0.5 % with which path had last written the .pyc. Returns how many files
+    it (re)compiled."""
+    package = Path(package or Path(__file__).parents[2])  # funcbench/, as imported: no resolve()
+    written = 0
+    for source in sorted(package.rglob("*.py")):
+        cached = Path(importlib.util.cache_from_source(str(source)))
+        if _byte_code_names(cached, source):
+            continue
+        try:
+            py_compile.compile(str(source), cfile=str(cached), doraise=True)
+            written += 1
+        except (OSError, py_compile.PyCompileError):
+            pass  # the worker compiles it as it imports it, as before
+    return written
+
+
+def _byte_code_names(cached: Path, source: Path) -> bool:
+    """``cached`` is current for ``source`` (its mtime and size, as the import checks) and names
+    ``source`` by the path given."""
+    try:
+        data = cached.read_bytes()
+        stat = source.stat()
+    except OSError:
+        return False
+    if len(data) < 16 or data[:4] != importlib.util.MAGIC_NUMBER or int.from_bytes(data[4:8], "little") != 0:
+        return False  # another Python's, or hash-based: compile anew
+    if int.from_bytes(data[8:12], "little") != int(stat.st_mtime) & 0xFFFFFFFF or \
+            int.from_bytes(data[12:16], "little") != stat.st_size & 0xFFFFFFFF:
+        return False
+    try:
+        return marshal.loads(data[16:]).co_filename == str(source)
+    except (ValueError, EOFError, TypeError):
+        return False
+
+
 def split(cells: Sequence[Cell], groups: int = PROCESSES,
           seconds: Optional[Dict[Cell, float]] = None) -> List[List[Cell]]:
     """``cells`` into ``groups`` lists: with each cell's ``seconds``, longest first onto the least
@@ -158,9 +202,7 @@ def count(cells: Sequence[Cell], preset: str = PRESET.default, workdir: Optional
     root = COUNT_ROOT if os.access(COUNT_ROOT, os.W_OK) else None
     folder = Path(workdir or tempfile.mkdtemp(prefix="funcbench-counts-", dir=root))
     folder.mkdir(parents=True, exist_ok=True)
-    # Byte code compiled now, not in the worker: a stale .pyc (the first counting after an edit)
-    # made the worker compile funcbench's modules, which shaped its heap and moved counts 0.2-0.6 %.
-    compileall.compile_dir(str(Path(__file__).resolve().parents[2]), quiet=2)
+    byte_code_for_workers()
     try:
         controls = build_controls(folder)
         running = []
