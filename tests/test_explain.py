@@ -238,6 +238,25 @@ def test_profiles_are_filed_beside_the_results_file_cell_by_cell_and_nothing_is_
     assert not [p for p in results.rglob("*.json") if p.name.startswith(profiles.PREFIX)]
 
 
+
+def test_publish_files_the_profiles_an_asv_run_of_its_own_left_unfiled(two_commits, monkeypatch):
+    """dev.py's main job runs asv itself, not through funcbench's adapter: publish files what it left."""
+    from funcbench.commands import publish
+    from funcbench.fleet.asv_driver import Asv
+
+    conf = two_commits.parent / "asv.conf.json"
+    conf.write_text(json.dumps({"version": 1, "results_dir": "results", "html_dir": "html"}))
+    asked = []
+    monkeypatch.setattr(Asv, "__call__", lambda self, *args, **kw: asked.append(args) or "")
+    monkeypatch.setattr(publish, "vendor_archive", lambda: None)
+    monkeypatch.setattr(publish, "make_self_contained", lambda html, archive: [html / "index.html", html / "asv.html"])
+    assert publish.publish(conf) == 0 and asked == [("publish",)]
+    assert not list((two_commits / profiles.UNFILED).glob("*" + profiles.SUFFIX))
+    for commit, functions in (("a" * 40, BEFORE), ("b" * 40, AFTER)):
+        path = profiles.filed_path(two_commits, "box", commit, "env")
+        assert {c.split()[0]: p.total for c, p in profiles.ProfileFile.read(path).cells.items()} == \
+            {c: sum(f.values()) for c, f in functions.items()}
+
 def test_a_plain_asv_run_in_an_existing_environment_keeps_a_pending_profile_taken_where_its_counts_match(
         tmp_path, monkeypatch, capsys):
     # asv gives such a benchmark process no ASV_ variable at all: with FUNCBENCH_PROFILES_DIR set, the

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from funcbench.fleet.asv_driver import Asv, AsvError
+from funcbench.results import profiles
 from funcbench.results.dashboard import DashboardError, make_self_contained, serve, vendor_archive
 from funcbench.util.text import first_line
 from funcbench.commands.common import UsageError
@@ -24,9 +25,12 @@ def run(args) -> int:
 
 
 def publish(config: Path, serve_it: bool = False, port: int = 8080) -> int:
-    """``asv publish``, then the dashboard made self-contained; 2 with one line when it cannot be."""
+    """``asv publish``, then the dashboard made self-contained; 2 with one line when it cannot be.
+    First the counts' profiles an ``asv run`` not made by funcbench left unfiled (dev.py's main
+    job runs asv itself) are filed beside their results files, so the tree published is whole."""
     try:
         asv = Asv(config)
+        profiles.file(asv.results_dir)
         archive = vendor_archive()
         asv("publish")
         html = asv.html_dir
