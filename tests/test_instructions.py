@@ -170,15 +170,35 @@ def test_asv_continuous_and_the_instruction_gate_fail_on_a_commit_that_adds_work
             "--after", f"asv:{head[:8]}@box", "--explain", "8"]
     assert commands.main(argv) == 0
     out = capsys.readouterr().out
-    assert "cannot be explained" not in out and out.count("instructions (+") == 1, out
-    rows = [line.strip("|").split(" | ") for line in out[out.index("**ppl_simple_reg[small] vjp**"):].splitlines()[4:]
-            if line.startswith("|")]
-    assert len(rows) == 10 and rows[-1][0].strip() == "total"
-    before, after = (sum(int(r[i].replace(",", "")) for r in rows[:-1]) for i in (2, 3))
-    assert (before, after) == tuple(int(rows[-1][i].replace(",", "")) for i in (2, 3))
+    assert "cannot be explained" not in out, out
+    # ppl_robust_reg shares the worker process, so the extra allocations can move its count a
+    # little too (the heap's shape; docs/instruction-counts.md, caveats): explained where it
+    # moved beyond the noise, and every explanation sums exactly.
+    blocks = explained_blocks(out)
+    assert "ppl_simple_reg[small] vjp" in blocks and set(blocks) <= {"ppl_simple_reg[small] vjp",
+                                                                       "ppl_robust_reg[small] vjp"}, out
+    assert len(blocks["ppl_simple_reg[small] vjp"]) == 10  # 8 functions, other, total
+    for rows in blocks.values():
+        assert rows[-1][0] == "total" and rows[-2][0].startswith("other (")
+        before, after = (sum(int(r[i].replace(",", "")) for r in rows[:-1]) for i in (2, 3))
+        assert (before, after) == tuple(int(rows[-1][i].replace(",", "")) for i in (2, 3))
     results = json.loads(next((work / "results" / "box").glob(f"{head[:8]}-*.json")).read_text())
     assert "benchmarks.Instructions.track_instructions" in results["results"]
 
+
+
+def explained_blocks(out: str) -> dict:
+    """compare --explain's tables: {row label: [cells of each function line, other, total]}."""
+    blocks, label = {}, None
+    for line in out.splitlines():
+        if line.startswith("**") and "instructions (" in line:
+            label = line[2:line.index("**", 2)]
+            blocks[label] = []
+        elif label and line.startswith("|") and not line.startswith(("| function", "|---")):
+            blocks[label].append([cell.strip() for cell in line.strip("|").split(" | ")])
+        elif not line.strip() and label and blocks[label]:
+            label = None
+    return blocks
 
 def test_cells_are_dealt_to_two_processes_the_same_way_on_every_machine():
     cells = registry.select(["light"])
