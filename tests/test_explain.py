@@ -238,7 +238,6 @@ def test_profiles_are_filed_beside_the_results_file_cell_by_cell_and_nothing_is_
     assert not [p for p in results.rglob("*.json") if p.name.startswith(profiles.PREFIX)]
 
 
-
 def test_publish_files_the_profiles_an_asv_run_of_its_own_left_unfiled(two_commits, monkeypatch):
     """dev.py's main job runs asv itself, not through funcbench's adapter: publish files what it left."""
     from funcbench.commands import publish
@@ -256,6 +255,7 @@ def test_publish_files_the_profiles_an_asv_run_of_its_own_left_unfiled(two_commi
         path = profiles.filed_path(two_commits, "box", commit, "env")
         assert {c.split()[0]: p.total for c, p in profiles.ProfileFile.read(path).cells.items()} == \
             {c: sum(f.values()) for c, f in functions.items()}
+
 
 def test_a_plain_asv_run_in_an_existing_environment_keeps_a_pending_profile_taken_where_its_counts_match(
         tmp_path, monkeypatch, capsys):

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
 import asv_helpers
+from test_explain import movers_table, number
 from funcbench import commands
 from funcbench.catalogue import config, registry, tools
 from funcbench.measurement import injection, instructions
@@ -174,31 +176,18 @@ def test_asv_continuous_and_the_instruction_gate_fail_on_a_commit_that_adds_work
     # ppl_robust_reg shares the worker process, so the extra allocations can move its count a
     # little too (the heap's shape; docs/instruction-counts.md, caveats): explained where it
     # moved beyond the noise, and every explanation sums exactly.
-    blocks = explained_blocks(out)
-    assert "ppl_simple_reg[small] vjp" in blocks and set(blocks) <= {"ppl_simple_reg[small] vjp",
+    labels = re.findall(r"^\*\*(.+)\*\*: [\d,]+ → [\d,]+ instructions", out, re.MULTILINE)
+    assert "ppl_simple_reg[small] vjp" in labels and set(labels) <= {"ppl_simple_reg[small] vjp",
                                                                        "ppl_robust_reg[small] vjp"}, out
-    assert len(blocks["ppl_simple_reg[small] vjp"]) == 10  # 8 functions, other, total
-    for rows in blocks.values():
+    assert len(movers_table(out, "ppl_simple_reg[small] vjp")) == 10  # 8 functions, other, total
+    for label in labels:
+        rows = movers_table(out, label)
         assert rows[-1][0] == "total" and rows[-2][0].startswith("other (")
-        before, after = (sum(int(r[i].replace(",", "")) for r in rows[:-1]) for i in (2, 3))
-        assert (before, after) == tuple(int(rows[-1][i].replace(",", "")) for i in (2, 3))
+        before, after = (sum(number(r[i]) for r in rows[:-1]) for i in (2, 3))
+        assert (before, after) == (number(rows[-1][2]), number(rows[-1][3]))
     results = json.loads(next((work / "results" / "box").glob(f"{head[:8]}-*.json")).read_text())
     assert "benchmarks.Instructions.track_instructions" in results["results"]
 
-
-
-def explained_blocks(out: str) -> dict:
-    """compare --explain's tables: {row label: [cells of each function line, other, total]}."""
-    blocks, label = {}, None
-    for line in out.splitlines():
-        if line.startswith("**") and "instructions (" in line:
-            label = line[2:line.index("**", 2)]
-            blocks[label] = []
-        elif label and line.startswith("|") and not line.startswith(("| function", "|---")):
-            blocks[label].append([cell.strip() for cell in line.strip("|").split(" | ")])
-        elif not line.strip() and label and blocks[label]:
-            label = None
-    return blocks
 
 def test_cells_are_dealt_to_two_processes_the_same_way_on_every_machine():
     cells = registry.select(["light"])
